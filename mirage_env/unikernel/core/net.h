@@ -74,12 +74,13 @@ uint32_t net_gw(void);     /* default gateway, 0 for none */
 const uint8_t *net_mac(void);
 uint64_t net_now_ms(void); /* the platform clock */
 
-/* Read MAC and config from the platform, reset all stack state (ARP
- * cache, UDP bindings except none, DHCP). Called by net_run(); tests and
- * fuzzers may call it directly. */
+/* Read the MAC from the platform, clear the address, ARP cache and
+ * statistics (UDP bindings stay). Called by net_run(); tests and fuzzers
+ * may call it directly, then net_configure() a static address. */
 void net_init(void);
-/* Set (ip != 0) or clear (ip == 0) the interface address. Prints an
- * "IP address: a.b.c.d/N gateway g.h.i.j" console line when set. */
+/* Set (ip != 0) or clear (ip == 0) the interface address. When the
+ * address changes it prints the console line
+ *   "IP address: a.b.c.d netmask m.m.m.m gateway g.g.g.g" */
 void net_configure(uint32_t ip, uint32_t mask, uint32_t gw);
 
 /* Configure the interface (DHCP or static, from plat_netcfg), then loop:
@@ -111,6 +112,7 @@ void arp_request(uint32_t ip);
 void arp_announce(void); /* gratuitous ARP for our address */
 void arp_timer(uint64_t now_ms);
 void arp_reset(void);
+bool arp_busy(void); /* a packet still waits for resolution */
 
 /* ---- IPv4 -------------------------------------------------------------- */
 void ipv4_input(const uint8_t *pkt, size_t len);

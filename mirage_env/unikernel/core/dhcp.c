@@ -1,0 +1,413 @@
+/*
+ * dhcp.c - DHCP client (RFC 2131, options RFC 2132).
+ *
+ *   INIT -> SELECTING (DISCOVER) -> REQUESTING (REQUEST) -> BOUND
+ *   BOUND -T1-> RENEWING (unicast REQUEST to the server)
+ *         -T2-> REBINDING (broadcast REQUEST) -lease end-> INIT
+ *   NAK in REQUESTING/RENEWING/REBINDING -> INIT
+ *
+ * Retransmissions back off exponentially (2 s doubling up to 64 s, with
+ * +-0.5 s jitter; RFC 2131 says 4 s first, we start faster so a lost
+ * first packet costs less). In RENEWING/REBINDING we retry after half of
+ * the time left (down to 4 s rather than the RFC's 60 s, so short test
+ * leases still renew). Option overload (52) and ARP conflict probing of
+ * the offered address are not implemented.
+ */
+#include "net.h"
+#include "platform.h"
+
+#define DHCP_SERVER_PORT 67
+#define DHCP_CLIENT_PORT 68
+#define DHCP_FIXED 236          /* op .. file */
+#define DHCP_OPTS (DHCP_FIXED + 4) /* after the magic cookie */
+#define DHCP_MIN_LEN 300        /* BOOTP minimum, some servers insist */
+#define DHCP_MAGIC 0x63825363u
+
+#define DHCPDISCOVER 1
+#define DHCPOFFER 2
+#define DHCPREQUEST 3
+#define DHCPDECLINE 4
+#define DHCPACK 5
+#define DHCPNAK 6
+#define DHCPRELEASE 7
+
+#define RETRY_FIRST_MS 2000
+#define RETRY_MAX_MS 64000
+#define RETRY_MIN_RENEW_MS 4000
+#define REQUEST_TRIES 4         /* REQUESTING gives up after this */
+#define LEASE_MIN_S 10          /* shorter leases are clamped */
+
+enum dhcp_state {
+	DHCP_OFF,
+	DHCP_SELECTING,
+	DHCP_REQUESTING,
+	DHCP_BOUND,
+	DHCP_RENEWING,
+	DHCP_REBINDING,
+};
+
+static struct {
+	enum dhcp_state state;
+	uint32_t xid;
+	uint32_t offered, server;   /* from the OFFER */
+	uint32_t ip, mask, gw;      /* the lease */
+	uint32_t lease_s;
+	uint64_t t1, t2, expiry;    /* absolute ms */
+	uint64_t next_tx;           /* next (re)transmission, absolute ms */
+	uint32_t backoff_ms;
+	unsigned tries;
+} dh;
+
+/* What we take out of a server's message. */
+struct dhcp_msg {
+	uint8_t type;
+	uint32_t yiaddr;
+	uint32_t mask, router, server, lease, t1, t2;
+	bool has_mask, has_router, has_server, has_lease, has_t1, has_t2;
+};
+
+static uint32_t rand32(void)
+{
+	uint32_t r;
+	plat_random(&r, sizeof(r));
+	return r;
+}
+
+/* backoff_ms +- 500 ms jitter */
+static uint64_t jittered(uint32_t ms)
+{
+	return (uint64_t)ms - 500 + rand32() % 1001;
+}
+
+static void send_msg(uint8_t type)
+{
+	static uint8_t m[DHCP_MIN_LEN + 64];
+	const uint8_t *mac = net_mac();
+	bool have_addr = dh.state == DHCP_RENEWING ||
+			 dh.state == DHCP_REBINDING || type == DHCPRELEASE;
+	size_t n = DHCP_OPTS;
+
+	memset(m, 0, sizeof(m));
+	m[0] = 1; /* BOOTREQUEST */
+	m[1] = 1; /* Ethernet */
+	m[2] = ETH_ALEN;
+	wr32(m + 4, dh.xid);
+	if (have_addr)
+		wr32(m + 12, dh.ip); /* ciaddr */
+	memcpy(m + 28, mac, ETH_ALEN); /* chaddr */
+	wr32(m + DHCP_FIXED, DHCP_MAGIC);
+
+	m[n++] = 53; /* message type */
+	m[n++] = 1;
+	m[n++] = type;
+	m[n++] = 61; /* client identifier: hardware type + MAC */
+	m[n++] = 7;
+	m[n++] = 1;
+	memcpy(m + n, mac, ETH_ALEN);
+	n += ETH_ALEN;
+	if (type == DHCPREQUEST && dh.state == DHCP_REQUESTING) {
+		m[n++] = 50; /* requested address */
+		m[n++] = 4;
+		wr32(m + n, dh.offered);
+		n += 4;
+	}
+	if ((type == DHCPREQUEST && dh.state == DHCP_REQUESTING) ||
+	    type == DHCPRELEASE) {
+		m[n++] = 54; /* server identifier */
+		m[n++] = 4;
+		wr32(m + n, dh.server);
+		n += 4;
+	}
+	if (type != DHCPRELEASE) {
+		static const uint8_t prl[] = { 1, 3, 51, 54, 58, 59 };
+		m[n++] = 55; /* parameter request list */
+		m[n++] = sizeof(prl);
+		memcpy(m + n, prl, sizeof(prl));
+		n += sizeof(prl);
+		m[n++] = 57; /* max message size: what one frame holds */
+		m[n++] = 2;
+		wr16(m + n, UDP_MAX_PAYLOAD);
+		n += 2;
+	}
+	m[n++] = 255;
+	if (n < DHCP_MIN_LEN)
+		n = DHCP_MIN_LEN;
+
+	/* RENEWING and RELEASE go to the server, the rest is broadcast */
+	uint32_t dst = (dh.state == DHCP_RENEWING || type == DHCPRELEASE)
+			       ? dh.server
+			       : IP_BROADCAST;
+	udp_output(dst, DHCP_CLIENT_PORT, DHCP_SERVER_PORT, m, n);
+}
+
+/*
+ * Parse a server message. Returns 0 and fills out when it is a BOOTREPLY
+ * for our xid and MAC with a well-formed option area and a message type.
+ */
+static int dhcp_parse(const uint8_t *p, size_t len, uint32_t xid,
+	       const uint8_t mac[ETH_ALEN], struct dhcp_msg *out)
+{
+	memset(out, 0, sizeof(*out));
+	if (len < DHCP_OPTS || p[0] != 2 || p[1] != 1 || p[2] != ETH_ALEN ||
+	    rd32(p + 4) != xid || memcmp(p + 28, mac, ETH_ALEN) != 0 ||
+	    rd32(p + DHCP_FIXED) != DHCP_MAGIC)
+		return -1;
+	out->yiaddr = rd32(p + 16);
+
+	size_t i = DHCP_OPTS;
+	while (i < len) {
+		uint8_t code = p[i];
+		if (code == 0) { /* pad */
+			i++;
+			continue;
+		}
+		if (code == 255)
+			break;
+		if (i + 2 > len || i + 2 + p[i + 1] > len)
+			return -1; /* option runs past the end */
+		uint8_t olen = p[i + 1];
+		const uint8_t *v = p + i + 2;
+		switch (code) {
+		case 53:
+			if (olen == 1)
+				out->type = v[0];
+			break;
+#define OPT32(c, field, flag)             \
+	case c:                           \
+		if (olen >= 4) {          \
+			out->field = rd32(v); \
+			out->flag = true; \
+		}                         \
+		break;
+		OPT32(1, mask, has_mask)
+		OPT32(3, router, has_router)  /* first router only */
+		OPT32(51, lease, has_lease)
+		OPT32(54, server, has_server)
+		OPT32(58, t1, has_t1)
+		OPT32(59, t2, has_t2)
+#undef OPT32
+		default:
+			break;
+		}
+		i += 2 + (size_t)olen;
+	}
+	return out->type ? 0 : -1;
+}
+
+/* A usable unicast host address? */
+static bool good_addr(uint32_t a)
+{
+	uint8_t top = (uint8_t)(a >> 24);
+	return a != 0 && a != IP_BROADCAST && top != 0 && top != 127 &&
+	       top < 224;
+}
+
+/* A mask is contiguous ones then zeros (and not all-zero/one). */
+static bool good_mask(uint32_t m)
+{
+	return m != 0 && m != IP_BROADCAST && ((~m + 1) & ~m) == 0;
+}
+
+static void set_timer(uint64_t now, uint32_t ms)
+{
+	dh.next_tx = now + jittered(ms);
+}
+
+static void start_discover(uint64_t now)
+{
+	dh.state = DHCP_SELECTING;
+	dh.xid = rand32();
+	dh.tries = 1;
+	dh.backoff_ms = RETRY_FIRST_MS;
+	send_msg(DHCPDISCOVER);
+	set_timer(now, dh.backoff_ms);
+}
+
+/* The retry time in RENEWING/REBINDING: half the time to `until`. */
+static void set_renew_timer(uint64_t now, uint64_t until)
+{
+	uint64_t left = until > now ? until - now : 0;
+	uint64_t wait = left / 2;
+	if (wait < RETRY_MIN_RENEW_MS)
+		wait = RETRY_MIN_RENEW_MS;
+	dh.next_tx = now + wait;
+}
+
+static void drop_lease(uint64_t now, const char *why)
+{
+	printk("DHCP: %s, restarting\n", why);
+	net_configure(0, 0, 0);
+	dh.ip = 0;
+	start_discover(now);
+}
+
+static void bind(const struct dhcp_msg *m, uint64_t now)
+{
+	char a[16], s[16];
+	bool renewed = dh.state == DHCP_RENEWING || dh.state == DHCP_REBINDING;
+	uint32_t lease = m->has_lease ? m->lease : 3600;
+
+	dh.ip = m->yiaddr;
+	if (m->has_server)
+		dh.server = m->server;
+	if (m->has_mask && good_mask(m->mask))
+		dh.mask = m->mask;
+	else /* classful default (RFC 2131 leaves it to the client) */
+		dh.mask = (dh.ip >> 30) == 2 ? 0xffff0000u
+			  : (dh.ip >> 29) == 6 ? 0xffffff00u
+					       : 0xff000000u;
+	dh.gw = m->has_router && good_addr(m->router) &&
+			(m->router & dh.mask) == (dh.ip & dh.mask)
+		? m->router
+		: 0;
+	dh.lease_s = lease;
+	if (lease == 0xffffffffu) { /* infinite */
+		dh.t1 = dh.t2 = dh.expiry = UINT64_MAX;
+	} else {
+		if (lease < LEASE_MIN_S)
+			lease = LEASE_MIN_S;
+		uint64_t l = (uint64_t)lease * 1000;
+		uint64_t t1 = m->has_t1 ? (uint64_t)m->t1 * 1000 : l / 2;
+		uint64_t t2 = m->has_t2 ? (uint64_t)m->t2 * 1000 : l * 7 / 8;
+		if (t2 >= l || t2 == 0)
+			t2 = l * 7 / 8;
+		if (t1 >= t2 || t1 == 0)
+			t1 = t2 / 2 < l / 2 ? t2 / 2 : l / 2;
+		dh.t1 = now + t1;
+		dh.t2 = now + t2;
+		dh.expiry = now + l;
+	}
+	dh.state = DHCP_BOUND;
+	dh.next_tx = UINT64_MAX;
+	net_configure(dh.ip, dh.mask, dh.gw);
+	printk("DHCP: %s %s from %s, lease %u s\n",
+	       renewed ? "renewed" : "bound to", ip_str(dh.ip, a),
+	       ip_str(dh.server, s), dh.lease_s);
+}
+
+static void dhcp_input(uint32_t src, uint16_t sport, uint32_t dst,
+		       uint16_t dport, const uint8_t *data, size_t len)
+{
+	struct dhcp_msg m;
+	uint64_t now = net_now_ms();
+	UNUSED(src);
+	UNUSED(dst);
+	UNUSED(dport);
+
+	if (sport != DHCP_SERVER_PORT || dh.state == DHCP_OFF ||
+	    dh.state == DHCP_BOUND ||
+	    dhcp_parse(data, len, dh.xid, net_mac(), &m) < 0)
+		return;
+
+	switch (dh.state) {
+	case DHCP_SELECTING:
+		if (m.type != DHCPOFFER || !good_addr(m.yiaddr) ||
+		    !m.has_server || !good_addr(m.server))
+			return;
+		dh.offered = m.yiaddr;
+		dh.server = m.server;
+		dh.state = DHCP_REQUESTING;
+		dh.tries = 1;
+		dh.backoff_ms = RETRY_FIRST_MS;
+		send_msg(DHCPREQUEST);
+		set_timer(now, dh.backoff_ms);
+		break;
+	case DHCP_REQUESTING:
+	case DHCP_RENEWING:
+	case DHCP_REBINDING:
+		if (m.type == DHCPNAK) {
+			/* in REQUESTING only our chosen server may refuse */
+			if (dh.state == DHCP_REQUESTING && m.has_server &&
+			    m.server != dh.server)
+				return;
+			drop_lease(now, "NAK from server");
+			return;
+		}
+		if (m.type != DHCPACK || !good_addr(m.yiaddr))
+			return;
+		if (dh.state == DHCP_REQUESTING ? m.yiaddr != dh.offered
+						: m.yiaddr != dh.ip)
+			return;
+		bind(&m, now);
+		break;
+	default:
+		break;
+	}
+}
+
+void dhcp_start(void)
+{
+	memset(&dh, 0, sizeof(dh));
+	udp_bind(DHCP_CLIENT_PORT, dhcp_input);
+	start_discover(net_now_ms());
+}
+
+bool dhcp_bound(void)
+{
+	return dh.state == DHCP_BOUND || dh.state == DHCP_RENEWING ||
+	       dh.state == DHCP_REBINDING;
+}
+
+void dhcp_stop(void)
+{
+	if (dh.state == DHCP_OFF)
+		return;
+	if (dhcp_bound()) {
+		char a[16];
+		dh.xid = rand32();
+		send_msg(DHCPRELEASE);
+		printk("DHCP: released %s\n", ip_str(dh.ip, a));
+	}
+	dh.state = DHCP_OFF;
+	udp_bind(DHCP_CLIENT_PORT, NULL);
+}
+
+void dhcp_timer(uint64_t now)
+{
+	switch (dh.state) {
+	case DHCP_SELECTING:
+	case DHCP_REQUESTING:
+		if (now < dh.next_tx)
+			return;
+		if (dh.state == DHCP_REQUESTING && dh.tries >= REQUEST_TRIES) {
+			printk("DHCP: no ACK, restarting\n");
+			start_discover(now);
+			return;
+		}
+		dh.tries++;
+		dh.backoff_ms = MIN(dh.backoff_ms * 2, RETRY_MAX_MS);
+		send_msg(dh.state == DHCP_SELECTING ? DHCPDISCOVER
+						    : DHCPREQUEST);
+		set_timer(now, dh.backoff_ms);
+		break;
+	case DHCP_BOUND:
+		if (now >= dh.t1) {
+			dh.state = DHCP_RENEWING;
+			dh.xid = rand32();
+			send_msg(DHCPREQUEST);
+			set_renew_timer(now, dh.t2);
+		}
+		break;
+	case DHCP_RENEWING:
+	case DHCP_REBINDING:
+		if (now >= dh.expiry) {
+			drop_lease(now, "lease expired");
+			return;
+		}
+		if (dh.state == DHCP_RENEWING && now >= dh.t2) {
+			dh.state = DHCP_REBINDING; /* any server may answer */
+			send_msg(DHCPREQUEST);
+			set_renew_timer(now, dh.expiry);
+			return;
+		}
+		if (now >= dh.next_tx) {
+			send_msg(DHCPREQUEST);
+			set_renew_timer(now,
+					dh.state == DHCP_RENEWING ? dh.t2
+								  : dh.expiry);
+		}
+		break;
+	default:
+		break;
+	}
+}
