@@ -1,0 +1,95 @@
+"""Build one app of the bundled unikernel.
+
+    python -m mirage_env.unikernel.build --app auth --target host --out DIR [--data DIR]
+
+``build()`` generates the app's key/value data file (``appdata.generate``)
+and runs ``make`` in this directory; it returns the path of the built
+image (``DIR/<app>.host`` for the host target).
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+from . import appdata
+
+SRC_DIR = Path(__file__).resolve().parent
+APPS = ("hello", "ping", "auth", "www")
+TARGETS = ("host",)  # "xen" comes with the Xen platform
+
+
+class BuildError(RuntimeError):
+    """The build failed; the message says why and what to do."""
+
+
+def build(
+    app: str,
+    target: str = "host",
+    out_dir: Path | str = "build",
+    data_dir: Path | str | None = None,
+    sanitize: bool = False,
+    make: str = "make",
+    quiet: bool = True,
+) -> Path:
+    """Build ``app`` for ``target`` into ``out_dir`` and return the image path.
+
+    ``sanitize`` adds ASan/UBSan (host target only)."""
+    if app not in APPS:
+        raise BuildError(f"unknown app {app!r}: choose one of {', '.join(APPS)}")
+    if target not in TARGETS:
+        raise BuildError(f"target {target!r} is not supported yet: choose one of {', '.join(TARGETS)}")
+    if sanitize and target != "host":
+        raise BuildError("sanitize=True needs target 'host'")
+    if shutil.which(make) is None:
+        raise BuildError(f"{make!r} not found: install it (apt-get install make)")
+    cc = os.environ.get("CC", "clang")
+    if shutil.which(cc) is None:
+        raise BuildError(f"C compiler {cc!r} not found: install clang (apt-get install clang) or set CC")
+
+    out = Path(out_dir).resolve()
+    out.mkdir(parents=True, exist_ok=True)
+    gen = out / f"appdata-{app}.c"
+    try:
+        appdata.generate(app, Path(data_dir) if data_dir is not None else None, gen)
+    except appdata.AppDataError as e:
+        raise BuildError(f"app data for {app}: {e}") from None
+
+    cmd = [make, "-C", str(SRC_DIR), f"APP={app}", f"TARGET={target}", f"OUT={out}", f"APPDATA={gen}", f"CC={cc}"]
+    if sanitize:
+        cmd.append("SAN=1")
+    res = subprocess.run(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    if res.returncode != 0:
+        raise BuildError(f"make failed for {app} ({target}):\n{res.stdout}")
+    if not quiet:
+        sys.stdout.write(res.stdout)
+    image = out / f"{app}.{target}"
+    if not image.is_file():
+        raise BuildError(f"make succeeded but {image} is missing")
+    return image
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(prog="mirage-env unikernel build", description=__doc__.splitlines()[0])
+    p.add_argument("--app", required=True, choices=APPS)
+    p.add_argument("--target", default="host", choices=TARGETS)
+    p.add_argument("--out", default="build", type=Path, help="output directory (default: build)")
+    p.add_argument("--data", type=Path, default=None, help="app data directory (default: the bundled one)")
+    p.add_argument("--sanitize", action="store_true", help="build with ASan/UBSan (host only)")
+    p.add_argument("-v", "--verbose", action="store_true", help="show the make output")
+    args = p.parse_args(argv)
+    try:
+        image = build(args.app, args.target, args.out, args.data, sanitize=args.sanitize, quiet=not args.verbose)
+    except BuildError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 1
+    print(image)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
