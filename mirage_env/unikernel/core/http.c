@@ -1,0 +1,623 @@
+/*
+ * http.c - HTTP/1.1 request parser and server (see http.h).
+ *
+ * Each TCP connection gets a request buffer. Requests are parsed from its
+ * start once the blank line is in; one request is answered at a time, and
+ * the next pipelined one only when the send buffer has room for a whole
+ * response head plus a small body. Static bodies (from the kv store) are
+ * streamed as ACKs free the send buffer.
+ */
+#include "net.h"
+#include "tcp.h"
+#include "http.h"
+
+struct http_stats http_stats;
+
+/* ---- Parser ------------------------------------------------------------- */
+
+static bool is_tchar(unsigned char ch)
+{
+	if ((ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z') ||
+	    (ch >= '0' && ch <= '9'))
+		return true;
+	switch (ch) {
+	case '!': case '#': case '$': case '%': case '&': case '\'':
+	case '*': case '+': case '-': case '.': case '^': case '_':
+	case '`': case '|': case '~':
+		return true;
+	}
+	return false;
+}
+
+static char lower(char ch)
+{
+	return (ch >= 'A' && ch <= 'Z') ? (char)(ch + 32) : ch;
+}
+
+/* Case-insensitive: s[0..n) equals the lower-case literal lit. */
+static bool ieq(const char *s, size_t n, const char *lit)
+{
+	size_t i;
+
+	for (i = 0; i < n; i++)
+		if (!lit[i] || lower(s[i]) != lit[i])
+			return false;
+	return lit[n] == '\0';
+}
+
+/* Does the comma-separated list s[0..n) contain token tok? */
+static bool has_token(const char *s, size_t n, const char *tok)
+{
+	size_t i = 0;
+
+	while (i < n) {
+		size_t a, b;
+		while (i < n && (s[i] == ' ' || s[i] == '\t' || s[i] == ','))
+			i++;
+		a = i;
+		while (i < n && s[i] != ',')
+			i++;
+		b = i;
+		while (b > a && (s[b - 1] == ' ' || s[b - 1] == '\t'))
+			b--;
+		if (b > a && ieq(s + a, b - a, tok))
+			return true;
+	}
+	return false;
+}
+
+/* Offset just past the blank line ending the head, or 0. */
+static size_t head_end(const char *buf, size_t from, size_t len)
+{
+	size_t i;
+
+	for (i = from; i < len; i++) {
+		if (buf[i] != '\n')
+			continue;
+		if (i + 1 < len && buf[i + 1] == '\n')
+			return i + 2;
+		if (i + 2 < len && buf[i + 1] == '\r' && buf[i + 2] == '\n')
+			return i + 3;
+	}
+	return 0;
+}
+
+/* Next line in [*pos, end): sets line/n without CR LF, advances *pos.
+ * -1 when a CR appears anywhere but right before the LF. */
+static int next_line(const char *buf, size_t *pos, size_t end,
+		     const char **line, size_t *n)
+{
+	size_t i = *pos, a = *pos;
+
+	while (i < end && buf[i] != '\n')
+		i++;
+	if (i >= end)
+		return -1;
+	*pos = i + 1;
+	if (i > a && buf[i - 1] == '\r')
+		i--;
+	*line = buf + a;
+	*n = i - a;
+	for (i = 0; i < *n; i++)
+		if ((*line)[i] == '\r')
+			return -1;
+	return 0;
+}
+
+long http_parse(const char *buf, size_t len, size_t max, struct http_req *r)
+{
+	size_t pos = 0, end, n, i, sp1, sp2, cl = 0;
+	const char *line, *tgt;
+	bool have_cl = false, have_host = false, te = false;
+	bool conn_close = false, conn_keep = false;
+	int nhdr = 0, method = 0;
+
+	memset(r, 0, sizeof(*r));
+	/* RFC 9112 2.2: ignore a few empty lines before the request. */
+	while (pos < len && pos < 4 && (buf[pos] == '\r' || buf[pos] == '\n'))
+		pos++;
+	end = head_end(buf, pos, len);
+	if (!end) {
+		if (len >= max)
+			return -413;
+		/* Refuse an overlong or binary request line early. */
+		for (i = pos; i < len && buf[i] != '\n'; i++)
+			if (buf[i] == '\0')
+				return -400;
+		return 0;
+	}
+
+	/* Request line: method SP target SP HTTP/1.x */
+	if (next_line(buf, &pos, end, &line, &n) < 0 || n == 0)
+		return -400;
+	for (sp1 = 0; sp1 < n && line[sp1] != ' '; sp1++)
+		if (!is_tchar((unsigned char)line[sp1]))
+			return -400;
+	if (sp1 == 0 || sp1 >= n)
+		return -400;
+	for (sp2 = sp1 + 1; sp2 < n && line[sp2] != ' '; sp2++) {
+		unsigned char ch = (unsigned char)line[sp2];
+		if (ch <= 0x20 || ch >= 0x7f)
+			return -400;
+	}
+	if (sp2 == sp1 + 1 || sp2 >= n)
+		return -400;
+	if (n - sp2 - 1 != 8 || memcmp(line + sp2 + 1, "HTTP/", 5) != 0 ||
+	    line[sp2 + 7] != '.' || line[sp2 + 6] < '0' || line[sp2 + 6] > '9' ||
+	    line[sp2 + 8] < '0' || line[sp2 + 8] > '9')
+		return -400;
+	if (line[sp2 + 6] != '1')
+		return -505;
+	r->minor = line[sp2 + 8] - '0';
+	if (sp1 == 3 && memcmp(line, "GET", 3) == 0)
+		method = HTTP_GET;
+	else if (sp1 == 4 && memcmp(line, "HEAD", 4) == 0)
+		method = HTTP_HEAD;
+	tgt = line + sp1 + 1;
+	if (tgt[0] != '/')
+		return method ? -400 : -405;
+	r->path = tgt;
+	r->path_len = sp2 - sp1 - 1;
+	for (i = 0; i < r->path_len; i++) {
+		if (tgt[i] == '?') {
+			r->query = tgt + i + 1;
+			r->query_len = r->path_len - i - 1;
+			r->path_len = i;
+			break;
+		}
+	}
+	/* A fragment never reaches a server; refuse it rather than guess. */
+	for (i = 0; i < r->path_len; i++)
+		if (tgt[i] == '#')
+			return -400;
+
+	/* Header fields. */
+	for (;;) {
+		const char *v;
+		size_t colon, vn;
+
+		if (next_line(buf, &pos, end, &line, &n) < 0)
+			return -400;
+		if (n == 0)
+			break;
+		if (++nhdr > HTTP_MAX_HEADERS)
+			return -413;
+		if (line[0] == ' ' || line[0] == '\t')
+			return -400;	/* obsolete line folding */
+		for (colon = 0; colon < n && line[colon] != ':'; colon++)
+			if (!is_tchar((unsigned char)line[colon]))
+				return -400;
+		if (colon == 0 || colon >= n)
+			return -400;
+		v = line + colon + 1;
+		vn = n - colon - 1;
+		while (vn && (*v == ' ' || *v == '\t')) {
+			v++;
+			vn--;
+		}
+		while (vn && (v[vn - 1] == ' ' || v[vn - 1] == '\t'))
+			vn--;
+		for (i = 0; i < vn; i++) {
+			unsigned char ch = (unsigned char)v[i];
+			if ((ch < 0x20 && ch != '\t') || ch == 0x7f)
+				return -400;
+		}
+		if (ieq(line, colon, "content-length")) {
+			size_t val = 0;
+			if (vn == 0)
+				return -400;
+			for (i = 0; i < vn; i++) {
+				if (v[i] < '0' || v[i] > '9')
+					return -400;
+				if (val > max)	/* stop before overflow */
+					continue;
+				val = val * 10 + (size_t)(v[i] - '0');
+			}
+			if (have_cl && val != cl)
+				return -400;
+			have_cl = true;
+			cl = val;
+		} else if (ieq(line, colon, "transfer-encoding")) {
+			te = true;
+		} else if (ieq(line, colon, "connection")) {
+			conn_close |= has_token(v, vn, "close");
+			conn_keep |= has_token(v, vn, "keep-alive");
+		} else if (ieq(line, colon, "host")) {
+			if (have_host)
+				return -400;
+			have_host = true;
+		}
+	}
+	if (r->minor >= 1 && !have_host)
+		return -400;	/* RFC 9112 3.2 */
+	if (te)
+		return -501;	/* no chunked request bodies here */
+	if (!method)
+		return -405;
+	if (cl > max || end + cl > max)
+		return -413;
+	r->method = (enum http_method)method;
+	r->content_length = cl;
+	r->keep_alive = r->minor >= 1 ? !conn_close : (conn_keep && !conn_close);
+	if (len < end + cl)
+		return 0;
+	return (long)(end + cl);
+}
+
+static int hexval(char ch)
+{
+	if (ch >= '0' && ch <= '9')
+		return ch - '0';
+	if (ch >= 'a' && ch <= 'f')
+		return ch - 'a' + 10;
+	if (ch >= 'A' && ch <= 'F')
+		return ch - 'A' + 10;
+	return -1;
+}
+
+long http_pct_decode(const char *s, size_t n, char *out, size_t cap, bool plus)
+{
+	size_t i, o = 0;
+
+	if (cap == 0)
+		return -2;
+	for (i = 0; i < n; i++) {
+		char ch = s[i];
+		if (ch == '%') {
+			int h, l;
+			if (n - i < 3)
+				return -1;
+			h = hexval(s[i + 1]);
+			l = hexval(s[i + 2]);
+			if (h < 0 || l < 0)
+				return -1;
+			ch = (char)(h << 4 | l);
+			i += 2;
+		} else if (plus && ch == '+') {
+			ch = ' ';
+		}
+		if (o + 1 >= cap)
+			return -2;
+		out[o++] = ch;
+	}
+	out[o] = '\0';
+	return (long)o;
+}
+
+int http_query_check(const char *q, size_t n)
+{
+	size_t i;
+
+	for (i = 0; i < n; i++) {
+		if (q[i] != '%')
+			continue;
+		if (n - i < 3 || hexval(q[i + 1]) < 0 || hexval(q[i + 2]) < 0)
+			return -1;
+		i += 2;
+	}
+	return 0;
+}
+
+int http_query_get(const char *q, size_t n, const char *name, char *out,
+		   size_t cap, size_t *outlen)
+{
+	size_t i = 0;
+
+	while (q && i < n) {
+		size_t a = i, eq, e;
+		char nb[64];
+		long k;
+
+		while (i < n && q[i] != '&')
+			i++;
+		e = i++;
+		for (eq = a; eq < e && q[eq] != '='; eq++)
+			;
+		k = http_pct_decode(q + a, eq - a, nb, sizeof(nb), true);
+		if (k == -1)
+			return -1;
+		if (k < 0 || strcmp(nb, name) != 0 || (size_t)k != strlen(nb))
+			continue;
+		if (eq == e) {
+			k = http_pct_decode("", 0, out, cap, true);
+		} else {
+			k = http_pct_decode(q + eq + 1, e - eq - 1, out, cap, true);
+		}
+		if (k < 0)
+			return (int)k;
+		if (outlen)
+			*outlen = (size_t)k;
+		return 1;
+	}
+	return 0;
+}
+
+const char *http_reason(int status)
+{
+	switch (status) {
+	case 200: return "OK";
+	case 301: return "Moved Permanently";
+	case 400: return "Bad Request";
+	case 401: return "Unauthorized";
+	case 403: return "Forbidden";
+	case 404: return "Not Found";
+	case 405: return "Method Not Allowed";
+	case 408: return "Request Timeout";
+	case 413: return "Content Too Large";
+	case 500: return "Internal Server Error";
+	case 501: return "Not Implemented";
+	case 503: return "Service Unavailable";
+	case 505: return "HTTP Version Not Supported";
+	default: return "Unknown";
+	}
+}
+
+/* ---- Server ------------------------------------------------------------- */
+
+struct http_conn {
+	struct tcp_conn *tc;	/* NULL: slot free */
+	http_handler h;
+	const uint8_t *out;	/* static body still to send */
+	size_t outlen;
+	bool close_after;	/* close once out is sent */
+	bool eof;		/* the peer sent FIN */
+	uint64_t req_start;	/* first byte of the pending request */
+	uint64_t last_active;
+	size_t len;
+	char req[HTTP_REQ_MAX];
+};
+
+static struct http_conn hconns[TCP_MAX_CONN];
+static struct {
+	uint16_t port;
+	http_handler h;
+} servers[TCP_MAX_LISTEN];
+
+static void hc_close(struct http_conn *hc)
+{
+	struct tcp_conn *tc = hc->tc;
+
+	hc->tc = NULL;
+	if (tc)
+		tcp_close(tc);
+}
+
+/* Send as much of the pending static body as fits. */
+static void pump(struct http_conn *hc)
+{
+	if (hc->outlen) {
+		size_t n = tcp_send(hc->tc, hc->out, hc->outlen);
+		hc->out += n;
+		hc->outlen -= n;
+	}
+	if (!hc->outlen && hc->close_after)
+		hc_close(hc);
+}
+
+static void respond(struct http_conn *hc, bool head, int minor,
+		    struct http_resp *rs)
+{
+	char hdr[HTTP_HDR_MAX];
+	int n;
+
+	n = fmt(hdr, sizeof(hdr),
+		"HTTP/1.1 %d %s\r\n"
+		"Content-Type: %s\r\n"
+		"Content-Length: %zu\r\n"
+		"%s%s\r\n",
+		rs->status, http_reason(rs->status),
+		rs->ctype ? rs->ctype : "text/plain; charset=utf-8", rs->len,
+		hc->close_after ? "Connection: close\r\n" :
+		minor == 0 ? "Connection: keep-alive\r\n" : "",
+		rs->extra ? rs->extra : "");
+	if (n < 0 || (size_t)n >= sizeof(hdr)) {
+		/* Cannot happen with our headers; fail safe. */
+		hc->close_after = true;
+		pump(hc);
+		return;
+	}
+	tcp_send(hc->tc, hdr, (size_t)n);
+	http_stats.responses++;
+	if (head || !rs->len) {
+		pump(hc);
+		return;
+	}
+	if ((const char *)rs->body >= rs->buf &&
+	    (const char *)rs->body < rs->buf + sizeof(rs->buf)) {
+		/* Built by the handler in rs->buf: copy now (room was
+		 * checked before the handler ran). */
+		tcp_send(hc->tc, rs->body, MIN(rs->len, sizeof(rs->buf)));
+	} else {
+		hc->out = rs->body;
+		hc->outlen = rs->len;
+	}
+	pump(hc);
+}
+
+static void respond_error(struct http_conn *hc, int status)
+{
+	struct http_resp rs;
+	const char *reason = http_reason(status);
+	int n;
+
+	memset(&rs, 0, offsetof(struct http_resp, buf));
+	http_stats.errors++;
+	rs.status = status;
+	n = fmt(rs.buf, sizeof(rs.buf), "%s\n", reason);
+	rs.body = rs.buf;
+	rs.len = (size_t)n;
+	if (status == 405)
+		rs.extra = "Allow: GET, HEAD\r\n";
+	hc->close_after = true;
+	hc->len = 0;
+	respond(hc, false, 1, &rs);
+}
+
+static void process(struct http_conn *hc)
+{
+	uint64_t now = net_now_ms();
+
+	while (hc->tc && !hc->outlen && !hc->close_after) {
+		struct http_req req;
+		struct http_resp rs;
+		long n = http_parse(hc->req, hc->len, HTTP_REQ_MAX, &req);
+
+		if (n == 0)
+			break;
+		if (tcp_send_space(hc->tc) < HTTP_HDR_MAX + HTTP_BODY_BUF)
+			break;	/* resumed from the sent callback */
+		if (n < 0) {
+			respond_error(hc, (int)-n);
+			return;
+		}
+		http_stats.requests++;
+		memset(&rs, 0, offsetof(struct http_resp, buf));
+		rs.status = 200;
+		if (req.query && http_query_check(req.query, req.query_len) < 0) {
+			respond_error(hc, 400);
+			return;
+		}
+		hc->h(&req, &rs);
+		if (rs.len > HTTP_BODY_BUF && (const char *)rs.body >= rs.buf &&
+		    (const char *)rs.body < rs.buf + sizeof(rs.buf))
+			rs.len = HTTP_BODY_BUF;
+		if (!req.keep_alive)
+			hc->close_after = true;
+		respond(hc, req.method == HTTP_HEAD, req.minor, &rs);
+		/* The request's bytes are no longer referenced: drop them. */
+		memmove(hc->req, hc->req + n, hc->len - (size_t)n);
+		hc->len -= (size_t)n;
+		hc->req_start = hc->len ? now : 0;
+		hc->last_active = now;
+	}
+	if (hc->tc && hc->eof && !hc->outlen && !hc->close_after) {
+		/* Peer is done sending: nothing complete remains. */
+		hc_close(hc);
+	}
+}
+
+static struct http_conn *hc_of(struct tcp_conn *c)
+{
+	return c->arg;
+}
+
+static void on_accept(struct tcp_conn *c)
+{
+	struct http_conn *hc = &hconns[tcp_conn_index(c)];
+	int i;
+
+	hc->tc = c;
+	hc->h = NULL;
+	for (i = 0; i < TCP_MAX_LISTEN; i++)
+		if (servers[i].h && servers[i].port == c->lport)
+			hc->h = servers[i].h;
+	if (!hc->h) {
+		hc->tc = NULL;
+		tcp_abort(c);
+		return;
+	}
+	hc->out = NULL;
+	hc->outlen = 0;
+	hc->close_after = false;
+	hc->eof = false;
+	hc->len = 0;
+	hc->req_start = 0;
+	hc->last_active = net_now_ms();
+	c->arg = hc;
+	http_stats.conns++;
+}
+
+static size_t on_recv(struct tcp_conn *c, const uint8_t *p, size_t n)
+{
+	struct http_conn *hc = hc_of(c);
+	size_t take;
+
+	if (!hc)
+		return n;
+	hc->last_active = net_now_ms();
+	if (n == 0) {
+		hc->eof = true;
+		process(hc);
+		return 0;
+	}
+	if (hc->close_after)
+		return n;	/* answering an error: discard the rest */
+	take = MIN(n, HTTP_REQ_MAX - hc->len);
+	memcpy(hc->req + hc->len, p, take);
+	hc->len += take;
+	if (!hc->req_start)
+		hc->req_start = hc->last_active;
+	process(hc);
+	return take;
+}
+
+static void on_sent(struct tcp_conn *c)
+{
+	struct http_conn *hc = hc_of(c);
+
+	if (!hc)
+		return;
+	pump(hc);
+	if (!hc->tc)
+		return;
+	process(hc);
+	if (hc->tc)
+		tcp_recved(c);
+}
+
+static void on_closed(struct tcp_conn *c)
+{
+	struct http_conn *hc = hc_of(c);
+
+	if (hc)
+		hc->tc = NULL;
+}
+
+static void on_poll(struct tcp_conn *c, uint64_t now)
+{
+	struct http_conn *hc = hc_of(c);
+
+	if (!hc || hc->close_after || hc->outlen)
+		return;
+	if (hc->len && now - hc->req_start > HTTP_REQ_TIMEOUT_MS) {
+		http_stats.timeouts++;
+		respond_error(hc, 408);
+	} else if (!hc->len && now - hc->last_active > HTTP_IDLE_TIMEOUT_MS) {
+		http_stats.timeouts++;
+		hc_close(hc);
+	}
+}
+
+static size_t on_rcv_space(struct tcp_conn *c)
+{
+	struct http_conn *hc = hc_of(c);
+
+	if (!hc)
+		return HTTP_REQ_MAX;
+	if (hc->close_after)
+		return 65535;	/* discarding */
+	return HTTP_REQ_MAX - hc->len;
+}
+
+static const struct tcp_ops http_ops = {
+	.accept = on_accept,
+	.recv = on_recv,
+	.sent = on_sent,
+	.closed = on_closed,
+	.poll = on_poll,
+	.rcv_space = on_rcv_space,
+};
+
+int http_serve(uint16_t port, http_handler h)
+{
+	int i;
+
+	for (i = 0; i < TCP_MAX_LISTEN; i++) {
+		if (!servers[i].h || servers[i].port == port) {
+			servers[i].port = port;
+			servers[i].h = h;
+			return tcp_listen(port, &http_ops);
+		}
+	}
+	return -1;
+}
