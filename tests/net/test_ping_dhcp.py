@@ -1,0 +1,114 @@
+"""The ping app against a real dnsmasq and the real ping, in a namespace."""
+
+from __future__ import annotations
+
+import re
+import signal
+import time
+
+import pytest
+
+from netlab import need_tool
+
+
+def ping(uk, *args: str, count: int = 3, dst: str | None = None):
+    need_tool("ping")
+    return uk.exec_in_ns(["ping", "-n", "-c", str(count), "-i", "0.2", "-W", "2", *args, dst or uk.ip])
+
+
+def test_lease_in_dnsmasq_and_on_console(unikernel, lab):
+    uk = unikernel("ping")
+    lease = lab.lease_for(uk.mac)
+    assert lease is not None and lease["ip"] == uk.ip
+    assert lab.subnet + "." in uk.ip
+    text = uk.console_text()
+    assert re.search(rf"IP address: {re.escape(uk.ip)} netmask 255\.255\.255\.0 gateway {lab.host_ip}\b", text), text
+    assert f"DHCP: bound to {uk.ip} from {lab.host_ip}, lease 120 s" in text
+    log = lab.dnsmasq_log()
+    assert f"DHCPACK({lab.bridge}) {uk.ip} {uk.mac}" in log
+
+
+def test_ping_answered_and_arp_resolved(unikernel):
+    uk = unikernel("ping")
+    res = ping(uk, count=5)
+    assert res.returncode == 0, res.stdout + res.stderr
+    assert " 0% packet loss" in res.stdout, res.stdout
+    # biggest unfragmented echo: 1500 - 20 (IP) - 8 (ICMP) = 1472 bytes
+    res = ping(uk, "-s", "1472", "-M", "do", count=2)
+    assert res.returncode == 0, res.stdout + res.stderr
+    neigh = uk.exec_in_ns(["ip", "neigh", "show", uk.ip]).stdout
+    assert uk.mac in neigh.lower(), neigh
+    assert uk.alive()
+
+
+def test_fragments_dropped_without_harm(unikernel):
+    uk = unikernel("ping")
+    # 2000 bytes need two fragments: the stack drops them, keeps running
+    res = ping(uk, "-s", "2000", count=2)
+    assert res.returncode != 0
+    assert ping(uk, count=1).returncode == 0
+    uk.stop()
+    assert re.search(r"net: rx \d+ tx \d+", uk.console_text())
+    uk.assert_no_sanitizer_report()
+
+
+def test_two_unikernels_get_their_own_leases(unikernel, lab):
+    a = unikernel("ping")
+    b = unikernel("ping")
+    assert a.ip != b.ip
+    assert {lab.lease_for(a.mac)["ip"], lab.lease_for(b.mac)["ip"]} == {a.ip, b.ip}
+    assert ping(a, count=2).returncode == 0
+    assert ping(b, count=2).returncode == 0
+
+
+@pytest.mark.lab(dhcp_options=("option:T1,4", "option:T2,100"))
+def test_dhcp_renews_at_t1(unikernel, lab):
+    # dnsmasq's shortest lease is 2 minutes, but T1 can be set: 4 s.
+    uk = unikernel("ping")
+    first = lab.lease_for(uk.mac)["expiry"]
+    uk.wait_console(rf"DHCP: renewed {re.escape(uk.ip)} from {re.escape(lab.host_ip)}", timeout=20)
+    # the renewal is a unicast REQUEST with ciaddr, ACKed; the lease moved on
+    deadline = time.monotonic() + 5
+    while lab.lease_for(uk.mac)["expiry"] <= first and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert lab.lease_for(uk.mac)["expiry"] > first
+    assert len(re.findall(rf"DHCPACK\({lab.bridge}\) {re.escape(uk.ip)} {uk.mac}", lab.dnsmasq_log())) >= 2
+    # address unchanged: no second "IP address" line, still answers
+    assert len(re.findall(r"IP address: ", uk.console_text())) == 1
+    assert ping(uk, count=1).returncode == 0
+
+
+@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT])
+def test_clean_exit_releases_lease(unikernel, lab, sig):
+    uk = unikernel("ping")
+    assert uk.stop(sig) == 0, uk.describe()
+    text = uk.console_text()
+    assert f"DHCP: released {uk.ip}" in text and "ping: exit" in text, text
+    assert f"DHCPRELEASE({lab.bridge}) {uk.ip} {uk.mac}" in lab.dnsmasq_log()
+    deadline = time.monotonic() + 3
+    while lab.lease_for(uk.mac) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert lab.lease_for(uk.mac) is None
+    uk.assert_no_sanitizer_report()
+
+
+def test_static_address(unikernel, lab):
+    ip = f"{lab.subnet}.10"
+    uk = unikernel("ping", static=f"{ip}/24", gw=lab.host_ip)
+    assert f"IP address: {ip} netmask 255.255.255.0 gateway {lab.host_ip}" in uk.console_text()
+    assert ping(uk, count=2).returncode == 0
+    assert uk.mac not in lab.dnsmasq_log()  # no DHCP at all
+    assert uk.stop() == 0
+
+
+def test_static_replies_through_gateway(unikernel, lab):
+    # A second subnet on the bridge: pings from 10.57.0.1 are off-link for
+    # the unikernel, so the replies must go through its gateway.
+    lab.exec(["ip", "addr", "add", "10.57.0.1/24", "dev", lab.bridge], check=True)
+    uk = unikernel("ping", static=f"{lab.subnet}.11/24", gw=lab.host_ip)
+    res = ping(uk, "-I", "10.57.0.1", count=2)
+    assert res.returncode == 0, res.stdout + res.stderr
+    # without a gateway there is no route back: no replies
+    nogw = unikernel("ping", static=f"{lab.subnet}.12/24")
+    assert ping(nogw, "-I", "10.57.0.1", count=2).returncode != 0
+    assert ping(nogw, count=1).returncode == 0
