@@ -571,6 +571,13 @@ static void conn_input(struct tcp_conn *c, uint32_t seq, uint32_t ack,
 		}
 		if (SEQ_LT(c->snd_wl1, seq) ||
 		    (c->snd_wl1 == seq && SEQ_LEQ(c->snd_wl2, ack))) {
+			if (c->snd_wnd == 0 && wnd && ack == c->snd_una) {
+				/* Window reopened: a probe byte beyond the
+				 * old window was dropped; resend from here. */
+				c->snd_nxt = c->snd_una;
+				if (!c->fin_acked)
+					c->fin_sent = false;
+			}
 			c->snd_wnd = wnd;
 			c->snd_wl1 = seq;
 			c->snd_wl2 = ack;

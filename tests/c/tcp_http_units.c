@@ -1,0 +1,1161 @@
+/*
+ * Unit tests of TCP, HTTP, SHA-256/HMAC/PBKDF2 and kv, run on the host
+ * with ASan/UBSan by tests/c/test_tcp_http_units.py.
+ *
+ * The IP layer is a harness: ipv4_output() records every segment we send
+ * (and checks its checksum); the tests feed crafted segments to
+ * tcp_input() and drive the clock by hand.
+ *
+ *   ./tcp_http_units --list        names of all tests
+ *   ./tcp_http_units NAME          run one (exit 0 = pass)
+ *   ./tcp_http_units sha256 HEX | hmac KEYHEX MSGHEX | pbkdf2 PWHEX SALTHEX ITER DKLEN
+ *                                  print results, for cross-checks with hashlib
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "net.h"
+#include "platform.h"
+#include "tcp.h"
+#include "http.h"
+#include "kv.h"
+#include "sha256.h"
+
+/* ---- Harness: clock, address, checksum, captured output ---------------- */
+
+static uint64_t now = 100000;
+static const uint32_t US = 0x0a000002, PEER = 0x0a000001;
+
+uint64_t net_now_ms(void) { return now; }
+uint32_t net_ip(void) { return US; }
+void plat_console_write(const char *s, size_t n) { fwrite(s, 1, n, stdout); }
+void plat_random(void *b, size_t n) { memset(b, 0x42, n); }
+
+uint32_t inet_sum(const void *p, size_t n, uint32_t sum)
+{
+	const uint8_t *b = p;
+	size_t i;
+	for (i = 0; i + 1 < n; i += 2)
+		sum += (uint32_t)(b[i] << 8 | b[i + 1]);
+	if (n & 1)
+		sum += (uint32_t)b[n - 1] << 8;
+	while (sum >> 16)
+		sum = (sum & 0xffff) + (sum >> 16);
+	return sum;
+}
+uint16_t inet_fold(uint32_t sum)
+{
+	while (sum >> 16)
+		sum = (sum & 0xffff) + (sum >> 16);
+	return (uint16_t)~sum;
+}
+uint32_t inet_pseudo(uint32_t s, uint32_t d, uint8_t proto, uint16_t len)
+{
+	return (s >> 16) + (s & 0xffff) + (d >> 16) + (d & 0xffff) + proto + len;
+}
+
+struct seg {
+	uint32_t dst;
+	uint16_t sport, dport, wnd;
+	uint32_t seq, ack;
+	uint8_t flags;
+	uint16_t mss;		/* MSS option, 0 if none */
+	size_t dlen;
+	uint8_t data[1600];
+};
+static struct seg out[256];
+static int nout;
+
+#define FIN 0x01
+#define SYN 0x02
+#define RST 0x04
+#define PSH 0x08
+#define ACK 0x10
+
+static int failures;
+#define CHECK(c) do { if (!(c)) { printf("%s:%d: CHECK failed: %s\n", \
+	__FILE__, __LINE__, #c); failures++; } } while (0)
+#define REQUIRE(c) do { if (!(c)) { printf("%s:%d: REQUIRE failed: %s\n", \
+	__FILE__, __LINE__, #c); exit(1); } } while (0)
+
+int ipv4_output(uint32_t dst, uint8_t proto, const void *p, size_t len)
+{
+	const uint8_t *b = p;
+	struct seg *s;
+	size_t hlen;
+
+	REQUIRE(proto == IP_PROTO_TCP);
+	REQUIRE(len >= 20 && len <= IP_MAX_PAYLOAD);
+	REQUIRE(inet_fold(inet_sum(p, len, inet_pseudo(US, dst, 6, (uint16_t)len))) == 0);
+	REQUIRE(nout < (int)(sizeof(out) / sizeof(out[0])));
+	s = &out[nout++];
+	memset(s, 0, sizeof(*s));
+	s->dst = dst;
+	s->sport = rd16(b);
+	s->dport = rd16(b + 2);
+	s->seq = rd32(b + 4);
+	s->ack = rd32(b + 8);
+	hlen = (size_t)(b[12] >> 4) * 4;
+	REQUIRE(hlen >= 20 && hlen <= len);
+	s->flags = b[13];
+	s->wnd = rd16(b + 14);
+	if (hlen == 24 && b[20] == 2 && b[21] == 4)
+		s->mss = rd16(b + 22);
+	s->dlen = len - hlen;
+	memcpy(s->data, b + hlen, s->dlen);
+	return 0;
+}
+
+/* Build and feed a segment from PEER:sport to US:dport. */
+static void feed_opt(uint16_t sport, uint16_t dport, uint32_t seq, uint32_t ack,
+		     uint8_t flags, uint16_t wnd, const uint8_t *opt, size_t optlen,
+		     const void *data, size_t dlen)
+{
+	uint8_t b[2000];
+	size_t hlen = 20 + optlen;
+
+	memset(b, 0, sizeof(b));
+	wr16(b, sport);
+	wr16(b + 2, dport);
+	wr32(b + 4, seq);
+	wr32(b + 8, ack);
+	b[12] = (uint8_t)((hlen / 4) << 4);
+	b[13] = flags;
+	wr16(b + 14, wnd);
+	if (optlen)
+		memcpy(b + 20, opt, optlen);
+	if (dlen)
+		memcpy(b + hlen, data, dlen);
+	wr16(b + 16, inet_fold(inet_sum(b, hlen + dlen,
+		inet_pseudo(PEER, US, 6, (uint16_t)(hlen + dlen)))));
+	tcp_input(PEER, US, b, hlen + dlen);
+}
+
+static void feed(uint16_t sport, uint16_t dport, uint32_t seq, uint32_t ack,
+		 uint8_t flags, uint16_t wnd, const void *data, size_t dlen)
+{
+	feed_opt(sport, dport, seq, ack, flags, wnd, NULL, 0, data, dlen);
+}
+
+static struct seg *last(void)
+{
+	REQUIRE(nout > 0);
+	return &out[nout - 1];
+}
+
+/* ---- A test app on port 80 ----------------------------------------------- */
+
+static struct tcp_conn *app_conn[8];
+static int n_accept, n_closed, n_eof, n_sent;
+static uint8_t rxbuf[65536];
+static size_t rxlen, app_space = 65535, app_take = (size_t)-1;
+
+static void t_accept(struct tcp_conn *c)
+{
+	app_conn[n_accept++ % 8] = c;
+}
+static size_t t_recv(struct tcp_conn *c, const uint8_t *p, size_t n)
+{
+	(void)c;
+	if (n == 0) {
+		n_eof++;
+		return 0;
+	}
+	if (n > app_take)
+		n = app_take;
+	if (rxlen + n > sizeof(rxbuf))
+		n = sizeof(rxbuf) - rxlen;
+	memcpy(rxbuf + rxlen, p, n);
+	rxlen += n;
+	return n;
+}
+static void t_sent(struct tcp_conn *c) { (void)c; n_sent++; }
+static void t_closed(struct tcp_conn *c) { (void)c; n_closed++; }
+static size_t t_space(struct tcp_conn *c) { (void)c; return app_space; }
+
+static const struct tcp_ops test_ops = {
+	.accept = t_accept, .recv = t_recv, .sent = t_sent,
+	.closed = t_closed, .rcv_space = t_space,
+};
+
+#define ISS 0x42424242u
+#define IRS 1000u
+
+static void setup(void)
+{
+	tcp_reset();
+	nout = 0;
+	n_accept = n_closed = n_eof = n_sent = 0;
+	rxlen = 0;
+	app_space = 65535;
+	app_take = (size_t)-1;
+	REQUIRE(tcp_listen(80, &test_ops) == 0);
+}
+
+/* Three-way handshake from port sport; returns the connection. */
+static struct tcp_conn *handshake(uint16_t sport, uint16_t wnd)
+{
+	uint8_t mss[4] = { 2, 4, 0x05, 0xb4 };
+	int before = n_accept;
+
+	feed_opt(sport, 80, IRS, 0, SYN, wnd, mss, 4, NULL, 0);
+	REQUIRE(last()->flags == (SYN | ACK));
+	feed(sport, 80, IRS + 1, ISS + 1, ACK, wnd, NULL, 0);
+	REQUIRE(n_accept == before + 1);
+	return app_conn[before % 8];
+}
+
+/* ---- TCP tests ----------------------------------------------------------- */
+
+static void test_tcp_handshake(void)
+{
+	uint8_t mss[4] = { 2, 4, 0x05, 0xb4 };
+	struct seg *s;
+
+	setup();
+	feed_opt(4000, 80, IRS, 0, SYN, 65535, mss, 4, NULL, 0);
+	REQUIRE(nout == 1);
+	s = last();
+	CHECK(s->dst == PEER && s->sport == 80 && s->dport == 4000);
+	CHECK(s->flags == (SYN | ACK));
+	CHECK(s->seq == ISS && s->ack == IRS + 1);
+	CHECK(s->mss == TCP_MSS);
+	CHECK(s->wnd > 0);
+	CHECK(n_accept == 0);
+	feed(4000, 80, IRS + 1, ISS + 1, ACK, 65535, NULL, 0);
+	CHECK(n_accept == 1);
+	CHECK(app_conn[0]->state == TCP_ESTABLISHED);
+	CHECK(tcp_conn_count() == 1);
+}
+
+static void test_tcp_rst_closed_port(void)
+{
+	setup();
+	/* SYN to a port nobody listens on: RST|ACK acking the SYN. */
+	feed(4000, 81, 5000, 0, SYN, 1000, NULL, 0);
+	REQUIRE(nout == 1);
+	CHECK(last()->flags == (RST | ACK));
+	CHECK(last()->seq == 0 && last()->ack == 5001);
+	/* ACK with data to an unknown connection: RST with seq = their ack. */
+	feed(4001, 80, 5000, 777, ACK, 1000, "xy", 2);
+	REQUIRE(nout == 2);
+	CHECK(last()->flags == RST && last()->seq == 777);
+	/* Never answer a RST. */
+	feed(4002, 81, 5000, 0, RST, 0, NULL, 0);
+	CHECK(nout == 2);
+	/* A bare FIN to the listening port is dropped. */
+	feed(4003, 80, 5000, 0, FIN, 0, NULL, 0);
+	CHECK(nout == 2 && tcp_conn_count() == 0);
+}
+
+static void test_tcp_bad_segments(void)
+{
+	uint8_t b[40];
+
+	setup();
+	memset(b, 0, sizeof(b));
+	tcp_input(PEER, US, b, 0);
+	tcp_input(PEER, US, b, 19);
+	wr16(b, 4000); wr16(b + 2, 80); b[12] = 0xf0; b[13] = SYN;	/* hlen 60 > 40 */
+	tcp_input(PEER, US, b, 40);
+	b[12] = 0x40;	/* hlen 16 < 20 */
+	tcp_input(PEER, US, b, 40);
+	b[12] = 0x50;	/* good header, checksum zero: wrong */
+	tcp_input(PEER, US, b, 40);
+	CHECK(nout == 0);
+	CHECK(tcp_stats.bad_csum == 1);
+	CHECK(tcp_stats.bad_seg == 4);
+	/* Correct checksum but broadcast / foreign destination. */
+	wr16(b + 16, 0);
+	wr16(b + 16, inet_fold(inet_sum(b, 20, inet_pseudo(PEER, 0x0a0000ff, 6, 20))));
+	tcp_input(PEER, 0x0a0000ff, b, 20);
+	CHECK(nout == 0 && tcp_conn_count() == 0);
+}
+
+static void test_tcp_mss_option_garbage(void)
+{
+	/* Truncated, zero-length and oversized options must not be read
+	 * past; the peer MSS is clamped to [TCP_MIN_MSS, TCP_MSS]. */
+	uint8_t o1[4] = { 2, 4, 0, 1 };		/* MSS 1: clamped up */
+	uint8_t o2[4] = { 8, 0, 2, 4 };		/* length 0: stop */
+	uint8_t o3[4] = { 1, 1, 2, 9 };		/* length past the end */
+	uint8_t o4[8] = { 1, 1, 1, 2, 4, 0xff, 0xff, 0 };
+	struct tcp_conn *c;
+
+	setup();
+	feed_opt(4000, 80, IRS, 0, SYN, 1000, o1, 4, NULL, 0);
+	feed_opt(4001, 80, IRS, 0, SYN, 1000, o2, 4, NULL, 0);
+	feed_opt(4002, 80, IRS, 0, SYN, 1000, o3, 4, NULL, 0);
+	feed_opt(4003, 80, IRS, 0, SYN, 1000, o4, 8, NULL, 0);
+	CHECK(nout == 4 && tcp_conn_count() == 4);
+	feed(4000, 80, IRS + 1, ISS + 1, ACK, 65535, NULL, 0);
+	feed(4001, 80, IRS + 1, ISS + 1, ACK, 65535, NULL, 0);
+	feed(4003, 80, IRS + 1, ISS + 1, ACK, 65535, NULL, 0);
+	REQUIRE(n_accept == 3);
+	c = app_conn[0];
+	CHECK(c->mss == TCP_MIN_MSS);
+	CHECK(app_conn[1]->mss == TCP_DEFAULT_MSS);
+	CHECK(app_conn[2]->mss == TCP_MSS);
+}
+
+static void test_tcp_data_in_order(void)
+{
+	struct tcp_conn *c;
+
+	setup();
+	c = handshake(4000, 65535);
+	nout = 0;
+	feed(4000, 80, IRS + 1, ISS + 1, ACK | PSH, 65535, "hello", 5);
+	CHECK(rxlen == 5 && memcmp(rxbuf, "hello", 5) == 0);
+	REQUIRE(nout == 1);
+	CHECK(last()->flags == ACK && last()->ack == IRS + 6);
+	/* The app answers from its callback: the answer carries the ACK. */
+	CHECK(tcp_send(c, "world", 5) == 5);
+	tcp_output(c);
+	CHECK(last()->dlen == 5 && last()->seq == ISS + 1 && memcmp(last()->data, "world", 5) == 0);
+	CHECK(last()->flags & ACK);
+}
+
+static void test_tcp_out_of_order_dropped(void)
+{
+	setup();
+	handshake(4000, 65535);
+	nout = 0;
+	/* Segment 2 arrives first: dropped, duplicate ACK for segment 1. */
+	feed(4000, 80, IRS + 6, ISS + 1, ACK, 65535, "world", 5);
+	CHECK(rxlen == 0);
+	REQUIRE(nout == 1);
+	CHECK(last()->ack == IRS + 1);
+	CHECK(tcp_stats.ooo_dropped == 1);
+	feed(4000, 80, IRS + 1, ISS + 1, ACK, 65535, "hello", 5);
+	CHECK(rxlen == 5 && last()->ack == IRS + 6);
+	/* Retransmission overlapping what we have: only the new part. */
+	feed(4000, 80, IRS + 3, ISS + 1, ACK, 65535, "lloworld", 8);
+	CHECK(rxlen == 10 && memcmp(rxbuf, "helloworld", 10) == 0);
+	CHECK(last()->ack == IRS + 11);
+	/* Pure duplicate: nothing delivered, re-ACKed. */
+	feed(4000, 80, IRS + 1, ISS + 1, ACK, 65535, "hello", 5);
+	CHECK(rxlen == 10 && last()->ack == IRS + 11);
+}
+
+static void test_tcp_out_of_window(void)
+{
+	struct tcp_conn *c;
+	int before;
+
+	setup();
+	app_space = 100;
+	c = handshake(4000, 65535);
+	nout = 0;
+	/* Far beyond the window: ACKed and dropped. */
+	feed(4000, 80, IRS + 1 + 500000, ISS + 1, ACK, 65535, "evil", 4);
+	CHECK(rxlen == 0 && nout == 1 && last()->ack == IRS + 1);
+	CHECK(tcp_stats.out_of_window == 1);
+	/* Way behind: same. */
+	feed(4000, 80, IRS - 100000, ISS + 1, ACK, 65535, "evil", 4);
+	CHECK(rxlen == 0 && nout == 2);
+	/* More than the window: only the window's worth is taken. */
+	{
+		static uint8_t big[300];
+		memset(big, 'a', sizeof(big));
+		feed(4000, 80, IRS + 1, ISS + 1, ACK, 65535, big, sizeof(big));
+	}
+	CHECK(rxlen == 100);
+	CHECK(last()->ack == IRS + 101);
+	/* ACK for data we never sent: ACK back, connection lives on. */
+	before = nout;
+	feed(4000, 80, IRS + 101, ISS + 5000, ACK, 65535, NULL, 0);
+	CHECK(nout == before + 1 && c->state == TCP_ESTABLISHED && c->snd_una == ISS + 1);
+}
+
+static void test_tcp_rst_validation(void)
+{
+	struct tcp_conn *c;
+
+	setup();
+	c = handshake(4000, 65535);
+	nout = 0;
+	/* In window but not exact: challenge ACK (RFC 5961). */
+	feed(4000, 80, IRS + 10, 0, RST, 0, NULL, 0);
+	CHECK(n_closed == 0 && c->state == TCP_ESTABLISHED);
+	CHECK(nout == 1 && last()->flags == ACK && last()->ack == IRS + 1);
+	/* Out of window: silently dropped. */
+	feed(4000, 80, IRS + 1000000, 0, RST, 0, NULL, 0);
+	CHECK(n_closed == 0 && nout == 1);
+	/* SYN on an established connection: challenge ACK. */
+	feed(4000, 80, IRS + 1, 0, SYN, 0, NULL, 0);
+	CHECK(n_closed == 0 && nout == 2 && last()->flags == ACK);
+	/* Exact: the connection dies, the app hears about it. */
+	feed(4000, 80, IRS + 1, 0, RST, 0, NULL, 0);
+	CHECK(n_closed == 1 && tcp_conn_count() == 0);
+}
+
+static void test_tcp_syn_retransmit(void)
+{
+	uint8_t mss[4] = { 2, 4, 0x05, 0xb4 };
+
+	setup();
+	feed_opt(4000, 80, IRS, 0, SYN, 1000, mss, 4, NULL, 0);
+	feed_opt(4000, 80, IRS, 0, SYN, 1000, mss, 4, NULL, 0);
+	REQUIRE(nout == 2);
+	CHECK(out[1].flags == (SYN | ACK) && out[1].seq == ISS);
+	CHECK(tcp_conn_count() == 1);
+	/* Lost SYN-ACKs are retransmitted, then the half-open conn is dropped. */
+	now += TCP_RTO_INIT_MS;
+	tcp_timer(now);
+	CHECK(nout == 3 && last()->flags == (SYN | ACK));
+	now += 60 * 60 * 1000;
+	tcp_timer(now); tcp_timer(now += 100000); tcp_timer(now += 100000);
+	tcp_timer(now += 100000); tcp_timer(now += 100000);
+	CHECK(tcp_conn_count() == 0);
+	CHECK(n_accept == 0 && n_closed == 0);
+	/* A bad ACK in SYN_RCVD is answered with RST. */
+	feed_opt(4001, 80, IRS, 0, SYN, 1000, mss, 4, NULL, 0);
+	feed(4001, 80, IRS + 1, ISS + 99, ACK, 1000, NULL, 0);
+	CHECK(last()->flags == RST && last()->seq == ISS + 99);
+}
+
+static void test_tcp_retransmit_backoff(void)
+{
+	struct tcp_conn *c;
+	uint32_t rto;
+	int i, before;
+
+	setup();
+	c = handshake(4000, 65535);
+	nout = 0;
+	tcp_send(c, "payload", 7);
+	tcp_output(c);
+	REQUIRE(nout == 1 && last()->dlen == 7);
+	rto = c->rto;
+	CHECK(rto == TCP_RTO_INIT_MS);
+	tcp_timer(now + rto - 1);
+	CHECK(nout == 1);
+	now += rto;
+	tcp_timer(now);
+	REQUIRE(nout == 2);
+	CHECK(last()->seq == ISS + 1 && last()->dlen == 7 && memcmp(last()->data, "payload", 7) == 0);
+	CHECK(c->rto == 2 * rto);	/* exponential backoff */
+	now += c->rto - 1;
+	tcp_timer(now);
+	CHECK(nout == 2);
+	now += 1;
+	tcp_timer(now);
+	CHECK(nout == 3 && c->rto == 4 * rto);
+	/* An ACK stops it. */
+	feed(4000, 80, IRS + 1, ISS + 8, ACK, 65535, NULL, 0);
+	CHECK(c->rtx_at == 0 && c->sb_len == 0 && n_sent == 1);
+	/* Never acknowledged: aborted with RST after TCP_MAX_RETRIES. */
+	tcp_send(c, "again", 5);
+	tcp_output(c);
+	before = n_closed;
+	for (i = 0; i < TCP_MAX_RETRIES + 2; i++) {
+		now += TCP_RTO_MAX_MS;
+		tcp_timer(now);
+	}
+	CHECK(n_closed == before + 1);
+	CHECK(last()->flags & RST);
+	CHECK(tcp_conn_count() == 0);
+}
+
+static void test_tcp_rtt_estimate(void)
+{
+	struct tcp_conn *c;
+
+	setup();
+	c = handshake(4000, 65535);
+	tcp_send(c, "x", 1);
+	tcp_output(c);
+	now += 20;
+	feed(4000, 80, IRS + 1, ISS + 2, ACK, 65535, NULL, 0);
+	CHECK(c->have_rtt && c->srtt == 20);
+	CHECK(c->rto == TCP_RTO_MIN_MS);	/* 20 + 4 * 10 < floor */
+}
+
+static void test_tcp_peer_window_and_mss(void)
+{
+	static uint8_t big[5000];
+	uint8_t mss[4] = { 2, 4, 0, 100 };	/* peer MSS 100 */
+	struct tcp_conn *c;
+	size_t i, sent = 0;
+
+	setup();
+	for (i = 0; i < sizeof(big); i++)
+		big[i] = (uint8_t)i;
+	feed_opt(4000, 80, IRS, 0, SYN, 250, mss, 4, NULL, 0);
+	feed(4000, 80, IRS + 1, ISS + 1, ACK, 250, NULL, 0);
+	c = app_conn[0];
+	REQUIRE(c && c->mss == 100);
+	nout = 0;
+	CHECK(tcp_send(c, big, sizeof(big)) == sizeof(big));
+	tcp_output(c);
+	/* Window 250, MSS 100: 100 + 100 + 50. */
+	REQUIRE(nout == 3);
+	CHECK(out[0].dlen == 100 && out[1].dlen == 100 && out[2].dlen == 50);
+	CHECK(out[2].seq == ISS + 201);
+	CHECK(memcmp(out[1].data, big + 100, 100) == 0);
+	/* ACK 250 with a window of 1000: ten more segments. */
+	nout = 0;
+	feed(4000, 80, IRS + 1, ISS + 251, ACK, 1000, NULL, 0);
+	for (i = 0; i < (size_t)nout; i++) {
+		CHECK(out[i].dlen <= 100);
+		sent += out[i].dlen;
+	}
+	CHECK(sent == 1000);
+	CHECK(out[0].seq == ISS + 251);
+	CHECK(memcmp(out[0].data, big + 250, 100) == 0);
+}
+
+static void test_tcp_zero_window_probe(void)
+{
+	struct tcp_conn *c;
+	int i;
+
+	setup();
+	c = handshake(4000, 0);	/* peer window closed from the start */
+	nout = 0;
+	tcp_send(c, "abc", 3);
+	tcp_output(c);
+	CHECK(nout == 0);		/* nothing fits */
+	now += TCP_RTO_INIT_MS;
+	tcp_timer(now);
+	REQUIRE(nout == 1);		/* one-byte probe */
+	CHECK(last()->dlen == 1 && last()->data[0] == 'a' && last()->seq == ISS + 1);
+	/* The peer keeps answering "window 0": we keep probing, never abort. */
+	for (i = 0; i < 2 * TCP_MAX_RETRIES; i++) {
+		feed(4000, 80, IRS + 1, ISS + 1, ACK, 0, NULL, 0);
+		now += TCP_RTO_MAX_MS;
+		tcp_timer(now);
+	}
+	CHECK(c->state == TCP_ESTABLISHED && n_closed == 0);
+	CHECK(last()->dlen == 1);
+	/* Window opens: the rest goes out. */
+	nout = 0;
+	feed(4000, 80, IRS + 1, ISS + 1, ACK, 1000, NULL, 0);
+	REQUIRE(nout >= 1);
+	CHECK(last()->seq == ISS + 1 && last()->dlen == 3);
+}
+
+static void test_tcp_passive_close(void)
+{
+	struct tcp_conn *c;
+
+	setup();
+	c = handshake(4000, 65535);
+	nout = 0;
+	feed(4000, 80, IRS + 1, ISS + 1, ACK | FIN, 65535, "bye", 3);
+	CHECK(rxlen == 3 && n_eof == 1);
+	CHECK(c->state == TCP_CLOSE_WAIT);
+	CHECK(last()->ack == IRS + 5);
+	/* The app still answers, then closes: data then FIN. */
+	tcp_send(c, "ok", 2);
+	tcp_close(c);
+	tcp_output(c);
+	CHECK(c->state == TCP_LAST_ACK);
+	CHECK(last()->flags & FIN);
+	CHECK(last()->seq == ISS + 1 && last()->dlen == 2);
+	feed(4000, 80, IRS + 5, ISS + 4, ACK, 65535, NULL, 0);
+	CHECK(tcp_conn_count() == 0);
+	CHECK(n_closed == 0);	/* the app closed it itself */
+}
+
+static void test_tcp_active_close_time_wait(void)
+{
+	struct tcp_conn *c;
+
+	setup();
+	c = handshake(4000, 65535);
+	nout = 0;
+	tcp_send(c, "data", 4);
+	tcp_close(c);
+	tcp_output(c);
+	CHECK(c->state == TCP_FIN_WAIT_1);
+	CHECK(last()->flags & FIN);
+	CHECK(tcp_send_space(c) == 0);
+	feed(4000, 80, IRS + 1, ISS + 6, ACK, 65535, NULL, 0);
+	CHECK(c->state == TCP_FIN_WAIT_2);
+	/* Data after our close is acked and discarded. */
+	feed(4000, 80, IRS + 1, ISS + 6, ACK, 65535, "late", 4);
+	CHECK(rxlen == 0 && last()->ack == IRS + 5);
+	feed(4000, 80, IRS + 5, ISS + 6, ACK | FIN, 65535, NULL, 0);
+	CHECK(c->state == TCP_TIME_WAIT);
+	CHECK(last()->ack == IRS + 6);
+	/* Retransmitted FIN in TIME-WAIT: ACKed again. */
+	nout = 0;
+	feed(4000, 80, IRS + 5, ISS + 6, ACK | FIN, 65535, NULL, 0);
+	CHECK(nout == 1 && last()->ack == IRS + 6);
+	tcp_timer(now + TCP_TIME_WAIT_MS - 1);
+	CHECK(c->state == TCP_TIME_WAIT);
+	now += TCP_TIME_WAIT_MS;
+	tcp_timer(now);
+	CHECK(tcp_conn_count() == 0);
+}
+
+static void test_tcp_simultaneous_close(void)
+{
+	struct tcp_conn *c;
+
+	setup();
+	c = handshake(4000, 65535);
+	tcp_close(c);
+	tcp_output(c);
+	/* Peer's FIN crosses ours: CLOSING, then TIME-WAIT on the ACK. */
+	feed(4000, 80, IRS + 1, ISS + 1, ACK | FIN, 65535, NULL, 0);
+	CHECK(c->state == TCP_CLOSING);
+	feed(4000, 80, IRS + 2, ISS + 2, ACK, 65535, NULL, 0);
+	CHECK(c->state == TCP_TIME_WAIT);
+}
+
+static void test_tcp_fin_retransmitted(void)
+{
+	struct tcp_conn *c;
+
+	setup();
+	c = handshake(4000, 65535);
+	nout = 0;
+	tcp_close(c);
+	tcp_output(c);
+	REQUIRE(nout == 1 && last()->flags == (FIN | ACK));
+	now += c->rto;
+	tcp_timer(now);
+	REQUIRE(nout == 2);
+	CHECK(last()->flags == (FIN | ACK) && last()->seq == ISS + 1);
+}
+
+static void test_tcp_concurrent(void)
+{
+	struct tcp_conn *a, *b, *c;
+
+	setup();
+	a = handshake(4001, 65535);
+	b = handshake(4002, 65535);
+	c = handshake(4003, 65535);
+	CHECK(a != b && b != c && tcp_conn_count() == 3);
+	rxlen = 0;
+	feed(4002, 80, IRS + 1, ISS + 1, ACK, 65535, "B", 1);
+	feed(4001, 80, IRS + 1, ISS + 1, ACK, 65535, "A", 1);
+	CHECK(rxlen == 2 && rxbuf[0] == 'B' && rxbuf[1] == 'A');
+	CHECK(a->rcv_nxt == IRS + 2 && b->rcv_nxt == IRS + 2 && c->rcv_nxt == IRS + 1);
+	feed(4002, 80, IRS + 2, ISS + 1, RST, 0, NULL, 0);
+	CHECK(tcp_conn_count() == 2 && a->state == TCP_ESTABLISHED);
+}
+
+static void test_tcp_table_full_recycles(void)
+{
+	int i;
+
+	setup();
+	/* Fill the table with half-open connections (a SYN flood)... */
+	for (i = 0; i < TCP_MAX_CONN; i++) {
+		now++;
+		feed(10000 + i, 80, IRS, 0, SYN, 1000, NULL, 0);
+	}
+	CHECK(tcp_conn_count() == TCP_MAX_CONN);
+	/* ...a real client still gets in: the oldest half-open is dropped. */
+	now++;
+	feed(9000, 80, IRS, 0, SYN, 1000, NULL, 0);
+	CHECK(last()->flags == (SYN | ACK) && last()->dport == 9000);
+	feed(9000, 80, IRS + 1, ISS + 1, ACK, 1000, NULL, 0);
+	CHECK(n_accept == 1);
+	CHECK(tcp_conn_count() == TCP_MAX_CONN);
+}
+
+static void test_tcp_app_takes_partial(void)
+{
+	struct tcp_conn *c;
+
+	setup();
+	c = handshake(4000, 65535);
+	app_take = 3;
+	feed(4000, 80, IRS + 1, ISS + 1, ACK, 65535, "abcdef", 6);
+	/* Only what the app took is acknowledged. */
+	CHECK(rxlen == 3 && last()->ack == IRS + 4);
+	app_take = (size_t)-1;
+	feed(4000, 80, IRS + 4, ISS + 1, ACK | FIN, 65535, "def", 3);
+	CHECK(rxlen == 6 && n_eof == 1 && c->state == TCP_CLOSE_WAIT);
+}
+
+static void test_tcp_window_advertised(void)
+{
+	struct tcp_conn *c;
+
+	setup();
+	app_space = 3000;
+	c = handshake(4000, 65535);
+	feed(4000, 80, IRS + 1, ISS + 1, ACK, 65535, "abc", 3);
+	CHECK(last()->wnd >= 2997);
+	app_space = 0;
+	/* Window never shrinks below what was promised. */
+	feed(4000, 80, IRS + 4, ISS + 1, ACK, 65535, "d", 1);
+	CHECK((uint32_t)last()->wnd + last()->ack == c->rcv_adv);
+	CHECK(c->rcv_adv == IRS + 1 + 3000 || SEQ_GT(c->rcv_adv, IRS + 3001));
+}
+
+/* ---- HTTP parser ---------------------------------------------------------- */
+
+static long parse(const char *s, struct http_req *r)
+{
+	return http_parse(s, strlen(s), HTTP_REQ_MAX, r);
+}
+
+static void test_http_parse_basic(void)
+{
+	struct http_req r;
+	const char *q = "GET /a/b?user=x&password=y HTTP/1.1\r\nHost: h\r\n\r\n";
+
+	CHECK(parse(q, &r) == (long)strlen(q));
+	CHECK(r.method == HTTP_GET && r.minor == 1 && r.keep_alive);
+	CHECK(r.path_len == 4 && memcmp(r.path, "/a/b", 4) == 0);
+	CHECK(r.query_len == 17 && memcmp(r.query, "user=x&password=y", 17) == 0);
+	CHECK(parse("HEAD / HTTP/1.1\r\nhost: h\r\n\r\n", &r) > 0 && r.method == HTTP_HEAD);
+	CHECK(r.query == NULL);
+	/* HTTP/1.0: no Host needed, close by default, keep-alive on request. */
+	CHECK(parse("GET / HTTP/1.0\r\n\r\n", &r) > 0 && !r.keep_alive);
+	CHECK(parse("GET / HTTP/1.0\r\nConnection: Keep-Alive\r\n\r\n", &r) > 0 && r.keep_alive);
+	CHECK(parse("GET / HTTP/1.1\r\nHost: h\r\nConnection: foo, close\r\n\r\n", &r) > 0 && !r.keep_alive);
+	/* Bare LF line ends and leading empty lines are tolerated. */
+	CHECK(parse("\r\nGET / HTTP/1.1\nHost: h\n\n", &r) == 26);
+	/* OWS around values. */
+	CHECK(parse("GET / HTTP/1.1\r\nHost:   h  \r\nContent-Length: \t0 \r\n\r\n", &r) > 0);
+}
+
+static void test_http_parse_incomplete(void)
+{
+	struct http_req r;
+	const char *q = "GET / HTTP/1.1\r\nHost: h\r\n\r\n";
+	size_t i;
+
+	for (i = 0; i < strlen(q); i++)
+		CHECK(http_parse(q, i, HTTP_REQ_MAX, &r) == 0);
+	CHECK(http_parse(q, strlen(q), HTTP_REQ_MAX, &r) == (long)strlen(q));
+}
+
+static void test_http_parse_errors(void)
+{
+	struct http_req r;
+
+	CHECK(parse("POST / HTTP/1.1\r\nHost: h\r\n\r\n", &r) == -405);
+	CHECK(parse("DELETE /x HTTP/1.1\r\nHost: h\r\n\r\n", &r) == -405);
+	CHECK(parse("OPTIONS * HTTP/1.1\r\nHost: h\r\n\r\n", &r) == -405);
+	CHECK(parse("GET / HTTP/1.1\r\n\r\n", &r) == -400);		/* no Host */
+	CHECK(parse("GET / HTTP/1.1\r\nHost: a\r\nHost: b\r\n\r\n", &r) == -400);
+	CHECK(parse("GET / HTTP/2.0\r\nHost: h\r\n\r\n", &r) == -505);
+	CHECK(parse("GET / HTTP/1.1 x\r\nHost: h\r\n\r\n", &r) == -400);
+	CHECK(parse("GET  / HTTP/1.1\r\nHost: h\r\n\r\n", &r) == -400);
+	CHECK(parse("GET /\r\nHost: h\r\n\r\n", &r) == -400);		/* HTTP/0.9 */
+	CHECK(parse("GET http://x/ HTTP/1.1\r\nHost: h\r\n\r\n", &r) == -400);
+	CHECK(parse("GET /a#b HTTP/1.1\r\nHost: h\r\n\r\n", &r) == -400);
+	CHECK(parse("G(T / HTTP/1.1\r\nHost: h\r\n\r\n", &r) == -400);
+	CHECK(parse("GET / HTTP/1.1\r\nHost : h\r\n\r\n", &r) == -400);
+	CHECK(parse("GET / HTTP/1.1\r\nHost: h\r\n folded\r\n\r\n", &r) == -400);
+	CHECK(parse("GET / HTTP/1.1\r\nHost: h\r\nNoColon\r\n\r\n", &r) == -400);
+	CHECK(parse("GET / HTTP/1.1\r\nHost: h\r\nX: a\001b\r\n\r\n", &r) == -400);
+	CHECK(parse("GET / HTTP/1.1\r\nHost: h\rX: y\r\n\r\n", &r) == -400);
+	CHECK(parse("GET / HTTP/1.1\r\nHost: h\r\nContent-Length: 1x\r\n\r\n", &r) == -400);
+	CHECK(parse("GET / HTTP/1.1\r\nHost: h\r\nContent-Length: 1\r\nContent-Length: 2\r\n\r\n", &r) == -400);
+	CHECK(parse("GET / HTTP/1.1\r\nHost: h\r\nTransfer-Encoding: chunked\r\n\r\n", &r) == -501);
+	CHECK(parse("GET / HTTP/1.1\r\nHost: h\r\nContent-Length: 99999999999999999999999\r\n\r\n", &r) == -413);
+	CHECK(parse("GET / HTTP/1.1\r\nHost: h\r\nContent-Length: 4090\r\n\r\n", &r) == -413);
+	{
+		char nul[] = "GET /\0 HTTP/1.1";
+		CHECK(http_parse(nul, sizeof(nul) - 1, HTTP_REQ_MAX, &r) == -400);
+	}
+}
+
+static void test_http_parse_limits(void)
+{
+	static char big[HTTP_REQ_MAX + 100];
+	struct http_req r;
+	size_t n;
+	int i;
+
+	/* Header flood: more than HTTP_MAX_HEADERS fields. */
+	n = (size_t)sprintf(big, "GET / HTTP/1.1\r\nHost: h\r\n");
+	for (i = 0; i < HTTP_MAX_HEADERS; i++)
+		n += (size_t)sprintf(big + n, "X-%d: y\r\n", i);
+	n += (size_t)sprintf(big + n, "\r\n");
+	CHECK(http_parse(big, n, HTTP_REQ_MAX, &r) == -413);
+	/* A head that never ends within the buffer. */
+	memset(big, 'a', sizeof(big));
+	memcpy(big, "GET /", 5);
+	CHECK(http_parse(big, HTTP_REQ_MAX, HTTP_REQ_MAX, &r) == -413);
+	CHECK(http_parse(big, HTTP_REQ_MAX - 1, HTTP_REQ_MAX, &r) == 0);
+}
+
+static void test_http_parse_body_and_pipelining(void)
+{
+	struct http_req r;
+	const char *q = "GET /1 HTTP/1.1\r\nHost: h\r\nContent-Length: 5\r\n\r\nhelloGET /2 HTTP/1.1\r\nHost: h\r\n\r\n";
+	long n = parse(q, &r);
+
+	CHECK(n == (long)(strlen(q) - strlen("GET /2 HTTP/1.1\r\nHost: h\r\n\r\n")));
+	CHECK(r.content_length == 5 && r.path[1] == '1');
+	CHECK(parse(q + n, &r) > 0 && r.path[1] == '2');
+	/* Body not all there yet. */
+	CHECK(http_parse(q, (size_t)n - 1, HTTP_REQ_MAX, &r) == 0);
+}
+
+static void test_http_pct_decode(void)
+{
+	char o[16];
+
+	CHECK(http_pct_decode("a%20b+c", 7, o, sizeof(o), true) == 5 && strcmp(o, "a b c") == 0);
+	CHECK(http_pct_decode("a+b", 3, o, sizeof(o), false) == 3 && strcmp(o, "a+b") == 0);
+	CHECK(http_pct_decode("%41%6a%6A", 9, o, sizeof(o), true) == 3 && strcmp(o, "Ajj") == 0);
+	CHECK(http_pct_decode("%zz", 3, o, sizeof(o), true) == -1);
+	CHECK(http_pct_decode("%4", 2, o, sizeof(o), true) == -1);
+	CHECK(http_pct_decode("abc%", 4, o, sizeof(o), true) == -1);
+	CHECK(http_pct_decode("%g0", 3, o, sizeof(o), true) == -1);
+	CHECK(http_pct_decode("0123456789abcdef", 16, o, sizeof(o), true) == -2);
+	CHECK(http_pct_decode("x", 1, o, 0, true) == -2);
+	CHECK(http_pct_decode("", 0, o, 1, true) == 0 && o[0] == 0);
+	CHECK(http_query_check("a=%41&b=%%", 10) == -1);
+	CHECK(http_query_check("a=%41&b=c%2", 11) == -1);
+	CHECK(http_query_check("a=%41&b=+", 9) == 0);
+}
+
+static void test_http_query_get(void)
+{
+	const char *q = "x=1&user=al%69ce&password=p%40ss+w&empty=&flag&user=second";
+	char o[32];
+	size_t n = 0;
+
+	CHECK(http_query_get(q, strlen(q), "user", o, sizeof(o), &n) == 1 && strcmp(o, "alice") == 0 && n == 5);
+	CHECK(http_query_get(q, strlen(q), "password", o, sizeof(o), &n) == 1 && strcmp(o, "p@ss w") == 0);
+	CHECK(http_query_get(q, strlen(q), "empty", o, sizeof(o), &n) == 1 && n == 0);
+	CHECK(http_query_get(q, strlen(q), "flag", o, sizeof(o), &n) == 1 && n == 0);
+	CHECK(http_query_get(q, strlen(q), "nope", o, sizeof(o), &n) == 0);
+	CHECK(http_query_get(NULL, 0, "user", o, sizeof(o), &n) == 0);
+	CHECK(http_query_get("us%65r=bob", 10, "user", o, sizeof(o), &n) == 1 && strcmp(o, "bob") == 0);
+	CHECK(http_query_get("user=%zz", 8, "user", o, sizeof(o), &n) == -1);
+	CHECK(http_query_get("user=aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa", 46, "user", o, sizeof(o), &n) == -2);
+	/* "user\0x" is not "user". */
+	CHECK(http_query_get("user%00x=1", 10, "user", o, sizeof(o), &n) == 0);
+}
+
+/* ---- HTTP server over the TCP harness ------------------------------------ */
+
+static const char big_body[6000] = "BIG";
+
+static void test_handler(const struct http_req *req, struct http_resp *rs)
+{
+	if (req->path_len == 4 && memcmp(req->path, "/big", 4) == 0) {
+		rs->body = big_body;
+		rs->len = sizeof(big_body);
+		return;
+	}
+	if (req->path_len == 5 && memcmp(req->path, "/none", 5) == 0) {
+		rs->status = 404;
+		rs->body = "nope\n";
+		rs->len = 5;
+		return;
+	}
+	/* "path <path>\n" (our fmt has no %.*s) */
+	memcpy(rs->buf, "path ", 5);
+	memcpy(rs->buf + 5, req->path, MIN(req->path_len, 400));
+	rs->len = 5 + MIN(req->path_len, 400);
+	rs->buf[rs->len++] = '\n';
+	rs->body = rs->buf;
+}
+
+/* Collect the data we sent on the connection from peer port sport. */
+static size_t collect(uint16_t sport, char *buf, size_t cap)
+{
+	size_t n = 0;
+	int i;
+
+	for (i = 0; i < nout; i++) {
+		if (out[i].dport != sport || !out[i].dlen)
+			continue;
+		if (n + out[i].dlen >= cap)
+			break;
+		memcpy(buf + n, out[i].data, out[i].dlen);
+		n += out[i].dlen;
+	}
+	buf[n] = 0;
+	return n;
+}
+
+static uint32_t http_setup(uint16_t sport)
+{
+	tcp_reset();
+	nout = 0;
+	REQUIRE(http_serve(8080, test_handler) == 0);
+	feed(sport, 8080, IRS, 0, SYN, 65535, NULL, 0);
+	REQUIRE(last()->flags == (SYN | ACK));
+	feed(sport, 8080, IRS + 1, ISS + 1, ACK, 65535, NULL, 0);
+	nout = 0;
+	return IRS + 1;
+}
+
+static void test_http_server_keepalive_pipelined(void)
+{
+	static char got[20000];
+	const char *reqs = "GET /one HTTP/1.1\r\nHost: h\r\n\r\nGET /none HTTP/1.1\r\nHost: h\r\n\r\nHEAD /x HTTP/1.1\r\nHost: h\r\n\r\n";
+	uint32_t seq = http_setup(5000);
+
+	feed(5000, 8080, seq, ISS + 1, ACK | PSH, 65535, reqs, strlen(reqs));
+	collect(5000, got, sizeof(got));
+	if (getenv("SHOW")) fputs(got, stdout);
+	CHECK(strstr(got, "HTTP/1.1 200 OK\r\n") == got);
+	CHECK(strstr(got, "Content-Length: 10\r\n\r\npath /one\n") != NULL);
+	CHECK(strstr(got, "HTTP/1.1 404 Not Found\r\n") != NULL);
+	CHECK(strstr(got, "Content-Length: 5\r\n\r\nnope\n") != NULL);
+	/* HEAD: same length as GET, no body. */
+	CHECK(strstr(got, "Content-Length: 8\r\n\r\n") != NULL);
+	CHECK(strstr(got, "path /x") == NULL);
+	CHECK(strstr(got, "Connection: close") == NULL);
+	CHECK(tcp_conn_count() == 1 && !(last()->flags & FIN));
+}
+
+static void test_http_server_close_and_errors(void)
+{
+	static char got[4096];
+	const char *q = "GET /a HTTP/1.1\r\nHost: h\r\nConnection: close\r\n\r\n";
+	uint32_t seq = http_setup(5001);
+
+	feed(5001, 8080, seq, ISS + 1, ACK, 65535, q, strlen(q));
+	collect(5001, got, sizeof(got));
+	CHECK(strstr(got, "Connection: close\r\n") != NULL);
+	CHECK(last()->flags & FIN);
+
+	seq = http_setup(5002);
+	q = "GET /a?x=%zz HTTP/1.1\r\nHost: h\r\n\r\n";
+	feed(5002, 8080, seq, ISS + 1, ACK, 65535, q, strlen(q));
+	collect(5002, got, sizeof(got));
+	CHECK(strstr(got, "HTTP/1.1 400 Bad Request\r\n") == got);
+	CHECK(strstr(got, "Content-Length: 12\r\n") != NULL);
+	CHECK(last()->flags & FIN);
+
+	seq = http_setup(5003);
+	q = "PUT /a HTTP/1.1\r\nHost: h\r\n\r\n";
+	feed(5003, 8080, seq, ISS + 1, ACK, 65535, q, strlen(q));
+	collect(5003, got, sizeof(got));
+	CHECK(strstr(got, "HTTP/1.1 405 Method Not Allowed\r\n") == got);
+	CHECK(strstr(got, "Allow: GET, HEAD\r\n") != NULL);
+}
+
+static void test_http_server_header_flood(void)
+{
+	static char got[4096], flood[1400];
+	uint32_t seq = http_setup(5004);
+	int i;
+
+	memcpy(flood, "GET / HTTP/1.1\r\n", 16);
+	feed(5004, 8080, seq, ISS + 1, ACK, 65535, flood, 16);
+	seq += 16;
+	memset(flood, 'X', sizeof(flood));
+	for (i = 0; i < 10 && !(last()->flags & FIN); i++) {
+		feed(5004, 8080, seq, ISS + 1, ACK, 65535, flood, sizeof(flood));
+		seq += sizeof(flood);
+	}
+	collect(5004, got, sizeof(got));
+	CHECK(strstr(got, "HTTP/1.1 413 ") == got);
+	CHECK(last()->flags & FIN);
+}
+
+static void test_http_server_streams_big_body(void)
+{
+	static char got[20000];
+	const char *q = "GET /big HTTP/1.1\r\nHost: h\r\n\r\n";
+	uint32_t seq = http_setup(5005), acked = ISS + 1;
+	size_t n, total = 0;
+	int rounds;
+
+	feed(5005, 8080, seq, ISS + 1, ACK, 65535, q, strlen(q));
+	seq += (uint32_t)strlen(q);
+	/* Ack everything we get until the whole body is out. */
+	for (rounds = 0; rounds < 50; rounds++) {
+		int i;
+		for (i = 0; i < nout; i++)
+			if (SEQ_GT(out[i].seq + (uint32_t)out[i].dlen, acked))
+				acked = out[i].seq + (uint32_t)out[i].dlen;
+		feed(5005, 8080, seq, acked, ACK, 65535, NULL, 0);
+	}
+	n = collect(5005, got, sizeof(got));
+	total = n;
+	CHECK(strstr(got, "Content-Length: 6000\r\n") != NULL);
+	CHECK(total == 6000 + (size_t)(strstr(got, "\r\n\r\n") + 4 - got));
+}
+
+static void test_http_server_timeout(void)
+{
+	static char got[4096];
+	uint32_t seq = http_setup(5006);
+
+	feed(5006, 8080, seq, ISS + 1, ACK, 65535, "GET / HTTP/1.1\r\n", 16);
+	now += HTTP_REQ_TIMEOUT_MS + 1;
+	tcp_timer(now);
+	collect(5006, got, sizeof(got));
+	CHECK(strstr(got, "HTTP/1.1 408 ") == got);
+	CHECK(last()->flags & FIN);
+}
+
+/* ---- Crypto ----------------------------------------------------------------- */
+
+static void hex(const uint8_t *p, size_t n, char *o)
+{
+	size_t i;
+	for (i = 0; i < n; i++)
+		sprintf(o + 2 * i, "%02x", p[i]);
+}
+
+static void test_sha256_vectors(void)
+{
+	uint8_t d[32];
+	char h[65];
+	struct sha256 s;
+	static char million[1000000];
+	int i;
+
+	sha256("", 0, d); hex(d, 32, h);
+	CHECK(strcmp(h, "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855") == 0);
+	sha256("abc", 3, d); hex(d, 32, h);
+	CHECK(strcmp(h, "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad") == 0);
+	sha256("abcdbcdecdefdefgefghfghighijhijkijkljklmklmnlmnomnopnopq", 56, d); hex(d, 32, h);
+	CHECK(strcmp(h, "248d6a61d20638b8e5c026930c3e6039a33ce45964ff2167f6ecedd419db06c1") == 0);
+	memset(million, 'a', sizeof(million));
+	/* Fed in odd-sized pieces to exercise the block buffer. */
+	sha256_init(&s);
+	for (i = 0; i < 1000000; i += 997)
+		sha256_update(&s, million + i, MIN(997, 1000000 - i));
+	sha256_final(&s, d); hex(d, 32, h);
+	CHECK(strcmp(h, "cdc76e5c9914fb9281a1c7e284d73e67f1809a48a497200e046d39ccc7112cd0") == 0);
+}
+
+static void test_hmac_vectors(void)
+{
+	/* RFC 4231 test cases 1, 2 and 6. */
+	uint8_t key[131], d[32];
+	char h[65];
+
+	memset(key, 0x0b, 20);
+	hmac_sha256(key, 20, "Hi There", 8, d); hex(d, 32, h);
+	CHECK(strcmp(h, "b0344c61d8db38535ca8afceaf0bf12b881dc200c9833da726e9376c2e32cff7") == 0);
+	hmac_sha256("Jefe", 4, "what do ya want for nothing?", 28, d); hex(d, 32, h);
+	CHECK(strcmp(h, "5bdcc146bf60754e6a042426089575c75a003f089d2739839dec58b964ec3843") == 0);
+	memset(key, 0xaa, sizeof(key));
+	hmac_sha256(key, 131, "Test Using Larger Than Block-Size Key - Hash Key First", 54, d);
+	hex(d, 32, h);
+	CHECK(strcmp(h, "60e431591ee0b67f0d8a26aacbf5b77f8e0bc6213728c5140546040f0ee37f54") == 0);
+}
+
+static void test_pbkdf2_vectors(void)
+{
+	/* RFC 7914 section 11. */
+	uint8_t dk[64];
+	char h[129];
+
+	pbkdf2_sha256("passwd", 6, "salt", 4, 1, dk, 64); hex(dk, 64, h);
+	CHECK(strcmp(h, "55ac046e56e3089fec1691c22544b605f94185216dde0465e68b9d57c20dacbc"
+			"49ca9cccf179b645991664b39d77ef317c71b845b1e30bd509112041d3a19783") == 0);
+	pbkdf2_sha256("Password", 8, "NaCl", 4, 80000, dk, 64); hex(dk, 64, h);
+	CHECK(strcmp(h, "4ddcd8f60b98be21830cee5ef22701f9641a4418d04c0414aeff08876b34ab56"
+			"a1d425a1225833549adb841b51c9b3176a272bdebba1d078478f62b397f33c8d") == 0);
+	CHECK(ct_memcmp("abc", "abc", 3) == 0 && ct_memcmp("abc", "abd", 3) != 0);
+}
+
+/* kv_table for this binary: three entries, sorted. */
+static const uint8_t v_a[] = "A", v_b[] = "BB", v_c[] = "CCC";
+const struct kv_entry kv_table[] = {
+	{ "/a", 2, v_a, 1, "text/plain" },
+	{ "/a/b", 4, v_b, 2, NULL },
+	{ "/b", 2, v_c, 3, NULL },
+};
+const size_t kv_count = 3;
+
+static void test_kv_lookup(void)
+{
+	CHECK(kv_get("/a", 2) == &kv_table[0]);
+	CHECK(kv_get("/a/b", 4) == &kv_table[1]);
+	CHECK(kv_get("/b", 2) == &kv_table[2]);
+	CHECK(kv_get("/a/", 3) == NULL);
+	CHECK(kv_get("/", 1) == NULL);
+	CHECK(kv_get("", 0) == NULL);
+	CHECK(kv_get("/c", 2) == NULL);
+	CHECK(kv_get("/a/bb", 5) == NULL);
+}
+
+/* ---- Driver ------------------------------------------------------------- */
+
+#define T(name) { #name, name }
+static const struct {
+	const char *name;
+	void (*fn)(void);
+} tests[] = {
+	T(test_tcp_handshake), T(test_tcp_rst_closed_port), T(test_tcp_bad_segments),
+	T(test_tcp_mss_option_garbage), T(test_tcp_data_in_order),
+	T(test_tcp_out_of_order_dropped), T(test_tcp_out_of_window),
+	T(test_tcp_rst_validation), T(test_tcp_syn_retransmit),
+	T(test_tcp_retransmit_backoff), T(test_tcp_rtt_estimate),
+	T(test_tcp_peer_window_and_mss), T(test_tcp_zero_window_probe),
+	T(test_tcp_passive_close), T(test_tcp_active_close_time_wait),
+	T(test_tcp_simultaneous_close), T(test_tcp_fin_retransmitted),
+	T(test_tcp_concurrent), T(test_tcp_table_full_recycles),
+	T(test_tcp_app_takes_partial), T(test_tcp_window_advertised),
+	T(test_http_parse_basic), T(test_http_parse_incomplete),
+	T(test_http_parse_errors), T(test_http_parse_limits),
+	T(test_http_parse_body_and_pipelining), T(test_http_pct_decode),
+	T(test_http_query_get), T(test_http_server_keepalive_pipelined),
+	T(test_http_server_close_and_errors), T(test_http_server_header_flood),
+	T(test_http_server_streams_big_body), T(test_http_server_timeout),
+	T(test_sha256_vectors), T(test_hmac_vectors), T(test_pbkdf2_vectors),
+	T(test_kv_lookup),
+};
+
+static size_t unhex(const char *s, uint8_t *o, size_t cap)
+{
+	size_t n = strlen(s) / 2, i;
+	unsigned v;
+	REQUIRE(n <= cap);
+	for (i = 0; i < n; i++) {
+		REQUIRE(sscanf(s + 2 * i, "%2x", &v) == 1);
+		o[i] = (uint8_t)v;
+	}
+	return n;
+}
+
+int main(int argc, char **argv)
+{
+	static uint8_t a[4096], b[4096], d[4096];
+	char h[8193];
+	size_t i, na, nb;
+
+	if (argc == 2 && strcmp(argv[1], "--list") == 0) {
+		for (i = 0; i < sizeof(tests) / sizeof(tests[0]); i++)
+			printf("%s\n", tests[i].name);
+		return 0;
+	}
+	if (argc == 3 && strcmp(argv[1], "sha256") == 0) {
+		na = unhex(argv[2], a, sizeof(a));
+		sha256(a, na, d); hex(d, 32, h); puts(h);
+		return 0;
+	}
+	if (argc == 4 && strcmp(argv[1], "hmac") == 0) {
+		na = unhex(argv[2], a, sizeof(a));
+		nb = unhex(argv[3], b, sizeof(b));
+		hmac_sha256(a, na, b, nb, d); hex(d, 32, h); puts(h);
+		return 0;
+	}
+	if (argc == 6 && strcmp(argv[1], "pbkdf2") == 0) {
+		size_t dklen = (size_t)atoi(argv[5]);
+		REQUIRE(dklen <= 512);
+		na = unhex(argv[2], a, sizeof(a));
+		nb = unhex(argv[3], b, sizeof(b));
+		pbkdf2_sha256(a, na, b, nb, (uint32_t)atoi(argv[4]), d, dklen);
+		hex(d, dklen, h); puts(h);
+		return 0;
+	}
+	if (argc == 2) {
+		for (i = 0; i < sizeof(tests) / sizeof(tests[0]); i++) {
+			if (strcmp(argv[1], tests[i].name) == 0) {
+				tests[i].fn();
+				printf("%s: %s\n", tests[i].name, failures ? "FAIL" : "ok");
+				return failures ? 1 : 0;
+			}
+		}
+	}
+	fprintf(stderr, "usage: %s --list | TEST | sha256 HEX | hmac K M | pbkdf2 P S ITER LEN\n", argv[0]);
+	return 2;
+}

@@ -1,0 +1,233 @@
+"""C unit tests of TCP, HTTP, SHA-256/HMAC/PBKDF2 and the kv store, plus the
+app data generator (appdata.py) checked from both Python and C.
+
+The C tests live in tcp_http_units.c (one process per test, ASan + UBSan);
+the IP layer there is a harness that records the segments TCP sends.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import os
+import re
+import shutil
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from mirage_env.unikernel import appdata
+
+HERE = Path(__file__).resolve().parent
+ROOT = HERE.parent.parent
+CORE = ROOT / "mirage_env" / "unikernel" / "core"
+UNITS_C = HERE / "tcp_http_units.c"
+KV_CHECK_C = HERE / "kv_check.c"
+SAN = ["-fsanitize=address,undefined", "-fno-sanitize-recover=undefined", "-fno-omit-frame-pointer"]
+CFLAGS = ["-std=gnu11", "-g", "-O1", "-Wall", "-Wextra", "-Werror", f"-I{CORE}"]
+SAN_ENV = {"ASAN_OPTIONS": "detect_leaks=1:abort_on_error=0", "UBSAN_OPTIONS": "print_stacktrace=1"}
+
+
+def need_clang() -> str:
+    cc = shutil.which("clang")
+    if cc is None:
+        msg = "clang is not installed (apt-get install clang)"
+        if os.environ.get("CI") == "true":
+            pytest.fail(msg)
+        pytest.skip(msg)
+    return cc
+
+
+def compile_c(out: Path, sources: list[Path], extra: list[str] | None = None) -> Path:
+    cc = need_clang()
+    cmd = [cc, *CFLAGS, *SAN, *(extra or []), *map(str, sources), "-o", str(out)]
+    r = subprocess.run(cmd, capture_output=True, text=True)
+    assert r.returncode == 0, f"compile failed: {' '.join(cmd)}\n{r.stderr}"
+    return out
+
+
+def run(cmd: list[str], **kw) -> subprocess.CompletedProcess:
+    env = {**os.environ, **SAN_ENV}
+    return subprocess.run(cmd, capture_output=True, text=True, timeout=120, env=env, **kw)
+
+
+@pytest.fixture(scope="module")
+def units(tmp_path_factory) -> Path:
+    srcs = [UNITS_C] + [CORE / f"{n}.c" for n in ("tcp", "http", "sha256", "pbkdf2", "kv", "rt")]
+    return compile_c(tmp_path_factory.mktemp("units") / "tcp_http_units", srcs)
+
+
+# Test names straight from the C source, so collection needs no compiler.
+C_TESTS = re.findall(r"\bT\((test_\w+)\)", UNITS_C.read_text())
+
+
+@pytest.mark.parametrize("name", C_TESTS)
+def test_c_unit(units, name):
+    r = run([str(units), name])
+    assert r.returncode == 0, f"{name} failed:\n{r.stdout}\n{r.stderr}"
+    assert f"{name}: ok" in r.stdout
+    assert "runtime error" not in r.stderr, r.stderr
+
+
+def test_c_unit_list_is_complete(units):
+    listed = run([str(units), "--list"]).stdout.split()
+    assert listed == C_TESTS and len(listed) >= 30
+
+
+# ---- crypto against Python's hashlib (random inputs, all length classes) ----
+
+LENGTHS = [0, 1, 31, 55, 56, 63, 64, 65, 119, 127, 128, 129, 1000]
+
+
+@pytest.mark.parametrize("n", LENGTHS)
+def test_sha256_matches_hashlib(units, n):
+    data = os.urandom(n)
+    out = run([str(units), "sha256", data.hex()]).stdout.strip()
+    assert out == hashlib.sha256(data).hexdigest()
+
+
+@pytest.mark.parametrize("klen,mlen", [(0, 0), (1, 10), (32, 64), (64, 3), (65, 100), (200, 129)])
+def test_hmac_matches_python(units, klen, mlen):
+    k, m = os.urandom(klen), os.urandom(mlen)
+    out = run([str(units), "hmac", k.hex(), m.hex()]).stdout.strip()
+    assert out == hmac.new(k, m, hashlib.sha256).hexdigest()
+
+
+@pytest.mark.parametrize("plen,slen,it,dklen", [(0, 0, 1, 32), (8, 16, 2, 32), (70, 5, 1000, 33), (10, 16, 3, 100)])
+def test_pbkdf2_matches_hashlib(units, plen, slen, it, dklen):
+    p, s = os.urandom(plen), os.urandom(slen)
+    out = run([str(units), "pbkdf2", p.hex(), s.hex(), str(it), str(dklen)]).stdout.strip()
+    assert out == hashlib.pbkdf2_hmac("sha256", p, s, it, dklen).hex()
+
+
+# ---- appdata.py: what the build bakes in ---------------------------------------
+
+
+def make_users(d: Path, users: dict[str, bytes]) -> Path:
+    (d / "users").mkdir(parents=True)
+    for name, pw in users.items():
+        (d / "users" / name).write_bytes(pw)
+    return d
+
+
+def kv_check(tmp: Path, gen: Path) -> Path:
+    return compile_c(tmp / "kv_check", [KV_CHECK_C, gen, CORE / "kv.c", CORE / "sha256.c", CORE / "pbkdf2.c"])
+
+
+def test_auth_data_stores_only_salted_hashes(tmp_path, monkeypatch):
+    monkeypatch.setenv(appdata.ITERATIONS_ENV, "1000")
+    secrets = {"ann": b"correct horse battery\n", "bob": b"s3cr3t-P4ss\r\n", "c.d_e-f": b"xyzzy-plugh"}
+    data = make_users(tmp_path / "data", secrets)
+    gen = tmp_path / "gen.c"
+    appdata.generate("auth", data, gen)
+    text = gen.read_text()
+    raw = bytes(int(x, 16) for x in re.findall(r"0x([0-9a-f]{2})", text))
+    for pw in secrets.values():
+        pw = pw.rstrip(b"\r\n")
+        assert pw not in text.encode() and pw not in raw
+        assert pw.hex() not in text
+    assert oct(gen.stat().st_mode & 0o777) == "0o600"
+    # Verified from C with the same PBKDF2 the unikernel runs.
+    chk = kv_check(tmp_path, gen)
+    assert run([str(chk), "auth", "ann", "correct horse battery"]).stdout.strip() == "ok"
+    assert run([str(chk), "auth", "bob", "s3cr3t-P4ss"]).stdout.strip() == "ok"
+    assert run([str(chk), "auth", "c.d_e-f", "xyzzy-plugh"]).stdout.strip() == "ok"
+    assert run([str(chk), "auth", "ann", "correct horse battery "]).stdout.strip() == "bad"
+    assert run([str(chk), "auth", "nobody", "x"]).stdout.strip() == "nouser"
+    dump = run([str(chk), "dump"]).stdout
+    assert "UNSORTED" not in dump and "LOOKUP FAILED" not in dump
+    assert [line.split("\t")[:2] for line in dump.splitlines()] == [
+        ["user/ann", "52"], ["user/bob", "52"], ["user/c.d_e-f", "52"]]
+
+
+def test_auth_salts_are_random_and_iterations_stored(tmp_path, monkeypatch):
+    monkeypatch.setenv(appdata.ITERATIONS_ENV, "777")
+    data = make_users(tmp_path / "d", {"u": b"same", "v": b"same"})
+    entries = appdata.auth_entries(data)
+    (_, r1, _), (_, r2, _) = entries
+    assert r1[:4] == r2[:4] == (777).to_bytes(4, "big")
+    assert r1[4:20] != r2[4:20], "salts must differ"
+    assert r1[20:] != r2[20:]
+    assert hashlib.pbkdf2_hmac("sha256", b"same", r1[4:20], 777, 32) == r1[20:]
+    # default iteration count when the variable is unset
+    monkeypatch.delenv(appdata.ITERATIONS_ENV)
+    (_, r3, _), _ = appdata.auth_entries(data)
+    assert int.from_bytes(r3[:4], "big") == appdata.DEFAULT_ITERATIONS
+
+
+def test_bundled_auth_users_work(tmp_path, monkeypatch):
+    monkeypatch.setenv(appdata.ITERATIONS_ENV, "10")
+    gen = tmp_path / "gen.c"
+    appdata.generate("auth", None, gen)
+    chk = kv_check(tmp_path, gen)
+    users = sorted((appdata.DATA_ROOT / "auth" / "users").iterdir())
+    assert len(users) >= 2
+    for u in users:
+        pw = u.read_text().rstrip("\n")
+        assert run([str(chk), "auth", u.name, pw]).stdout.strip() == "ok"
+        assert run([str(chk), "auth", u.name, pw + "x"]).stdout.strip() == "bad"
+
+
+@pytest.mark.parametrize(
+    "name,content,fix",
+    [
+        ("bad name", b"pw", "rename"),
+        ("empty", b"\n", "empty"),
+        ("nul", b"pass\0word-SECRET", "NUL"),
+        ("multi", b"line1-SECRET\nline2", "one line"),
+        ("long", b"SECRET" * 100, "at most"),
+    ],
+)
+def test_auth_data_errors_name_the_file_not_the_password(tmp_path, name, content, fix):
+    data = make_users(tmp_path / "d", {name: content})
+    with pytest.raises(appdata.AppDataError) as e:
+        appdata.generate("auth", data, tmp_path / "gen.c")
+    msg = str(e.value)
+    assert name in msg and fix in msg
+    assert "SECRET" not in msg and "pass" not in msg.replace("password", "")
+    assert not (tmp_path / "gen.c").exists()
+
+
+def test_auth_data_missing_dir(tmp_path):
+    with pytest.raises(appdata.AppDataError, match="users"):
+        appdata.generate("auth", tmp_path, tmp_path / "gen.c")
+
+
+def test_www_data_content_types(tmp_path):
+    d = tmp_path / "site"
+    (d / "css").mkdir(parents=True)
+    (d / "index.html").write_text("<h1>Hello Mirage World!</h1>")
+    (d / "css" / "s.css").write_text("h1{}")
+    (d / "logo.PNG").write_bytes(b"\x89PNG\0\xff")
+    (d / "blob.bin").write_bytes(b"")
+    (d / ".hidden").write_text("no")
+    gen = tmp_path / "gen.c"
+    appdata.generate("www", d, gen)
+    chk = kv_check(tmp_path, gen)
+    rows = [line.split("\t") for line in run([str(chk), "dump"]).stdout.splitlines()]
+    assert rows == [
+        ["/blob.bin", "0", "application/octet-stream"],
+        ["/css/s.css", "4", "text/css; charset=utf-8"],
+        ["/index.html", "28", "text/html; charset=utf-8"],
+        ["/logo.PNG", "6", "image/png"],
+    ]
+
+
+def test_www_bundled_index(tmp_path):
+    entries = dict((k, (v, m)) for k, v, m in appdata.www_entries(appdata.DATA_ROOT / "www"))
+    body, ctype = entries[b"/index.html"]
+    assert b"Hello Mirage World!" in body and ctype.startswith("text/html")
+
+
+def test_www_requires_index(tmp_path):
+    (tmp_path / "a.txt").write_text("x")
+    with pytest.raises(appdata.AppDataError, match="index.html"):
+        appdata.generate("www", tmp_path, tmp_path / "gen.c")
+
+
+def test_empty_table_for_other_apps(tmp_path):
+    gen = tmp_path / "gen.c"
+    appdata.generate("ping", None, gen)
+    chk = kv_check(tmp_path, gen)
+    assert run([str(chk), "dump"]).stdout == ""
