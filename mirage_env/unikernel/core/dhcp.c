@@ -335,6 +335,12 @@ static void dhcp_input(uint32_t src, uint16_t sport, uint32_t dst,
 	}
 }
 
+void dhcp_reset(void)
+{
+	memset(&dh, 0, sizeof(dh));
+	udp_bind(DHCP_CLIENT_PORT, NULL);
+}
+
 void dhcp_start(void)
 {
 	memset(&dh, 0, sizeof(dh));

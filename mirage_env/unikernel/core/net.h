@@ -74,8 +74,8 @@ uint32_t net_gw(void);     /* default gateway, 0 for none */
 const uint8_t *net_mac(void);
 uint64_t net_now_ms(void); /* the platform clock */
 
-/* Read the MAC from the platform, clear the address, ARP cache and
- * statistics (UDP bindings stay). Called by net_run(); tests and fuzzers
+/* Read the MAC from the platform, clear the address, ARP cache, DHCP
+ * client and statistics (other UDP bindings stay). Called by net_run(); tests and fuzzers
  * may call it directly, then net_configure() a static address. */
 void net_init(void);
 /* Set (ip != 0) or clear (ip == 0) the interface address. When the
@@ -140,6 +140,7 @@ int udp_output(uint32_t dst, uint16_t sport, uint16_t dport,
 /* ---- DHCP client (RFC 2131) ------------------------------------------- */
 void dhcp_start(void);
 void dhcp_stop(void); /* sends DHCPRELEASE when bound */
+void dhcp_reset(void); /* forget everything, send nothing */
 void dhcp_timer(uint64_t now_ms);
 bool dhcp_bound(void);
 

@@ -59,7 +59,8 @@ void net_init(void)
 	if_ip = if_mask = if_gw = 0;
 	memset(&net_stats, 0, sizeof(net_stats));
 	arp_reset();
-	/* UDP bindings stay: apps bind before calling net_run() */
+	dhcp_reset();
+	/* other UDP bindings stay: apps bind before calling net_run() */
 }
 
 void net_configure(uint32_t ip, uint32_t mask, uint32_t gw)
