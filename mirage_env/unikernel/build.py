@@ -35,10 +35,12 @@ def build(
     sanitize: bool = False,
     make: str = "make",
     quiet: bool = True,
+    opt: str | None = None,
 ) -> Path:
     """Build ``app`` for ``target`` into ``out_dir`` and return the image path.
 
-    ``sanitize`` adds ASan/UBSan (host target only)."""
+    ``sanitize`` adds ASan/UBSan (host target only); ``opt`` overrides the
+    optimisation flag (default -O2), e.g. "-Os" for size."""
     if app not in APPS:
         raise BuildError(f"unknown app {app!r}: choose one of {', '.join(APPS)}")
     if target not in TARGETS:
@@ -62,6 +64,10 @@ def build(
     cmd = [make, "-C", str(SRC_DIR), f"APP={app}", f"TARGET={target}", f"OUT={out}", f"APPDATA={gen}", f"CC={cc}"]
     if sanitize:
         cmd.append("SAN=1")
+    if opt:
+        if opt not in ("-O0", "-O1", "-O2", "-O3", "-Os", "-Oz"):
+            raise BuildError(f"opt {opt!r}: use one of -O0 -O1 -O2 -O3 -Os -Oz")
+        cmd.append(f"OPT={opt}")
     res = subprocess.run(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     if res.returncode != 0:
         raise BuildError(f"make failed for {app} ({target}):\n{res.stdout}")
