@@ -112,3 +112,83 @@ def test_static_replies_through_gateway(unikernel, lab):
     nogw = unikernel("ping", static=f"{lab.subnet}.12/24")
     assert ping(nogw, "-I", "10.57.0.1", count=2).returncode != 0
     assert ping(nogw, count=1).returncode == 0
+
+
+HOSTILE_SENDER = r'''
+import os, random, socket, struct, sys
+
+bridge, dst_mac, dst_ip, src_ip = sys.argv[1], bytes.fromhex(sys.argv[2].replace(":", "")), sys.argv[3], sys.argv[4]
+src_mac = bytes.fromhex("02feedbeef01")
+s = socket.socket(socket.AF_PACKET, socket.SOCK_RAW)
+s.bind((bridge, 0))
+dst, src = socket.inet_aton(dst_ip), socket.inet_aton(src_ip)
+
+def csum(b):
+    if len(b) % 2:
+        b += b"\0"
+    t = sum(struct.unpack("!%dH" % (len(b) // 2), b))
+    while t >> 16:
+        t = (t & 0xffff) + (t >> 16)
+    return ~t & 0xffff
+
+def ip(proto, payload, ihl=5, frag=0, tot=None, good=True, opts=b""):
+    h = struct.pack("!BBHHHBBH4s4s", 0x40 | ihl, 0, tot if tot is not None else 4 * ihl + len(payload),
+                    1, frag, 64, proto, 0, src, dst) + opts
+    c = csum(h) if good else csum(h) ^ 0x5a5a
+    return h[:10] + struct.pack("!H", c) + h[12:] + payload
+
+def echo(data=b"x" * 32, good=True):
+    m = struct.pack("!BBHHH", 8, 0, 0, 1, 1) + data
+    c = csum(m) if good else csum(m) ^ 1
+    return m[:2] + struct.pack("!H", c) + m[4:]
+
+def send(payload, etype=0x0800):
+    s.send(dst_mac + src_mac + struct.pack("!H", etype) + payload)
+
+frames = [
+    (echo(), 0x0800),                                   # a bare ICMP message as an IP packet
+    (ip(1, echo(), good=False), 0x0800),                # bad IP header checksum
+    (ip(1, echo(good=False)), 0x0800),                  # bad ICMP checksum
+    (ip(1, echo(), ihl=4), 0x0800),                     # ihl < 5
+    (ip(1, echo(), ihl=15), 0x0800),                    # ihl beyond the packet
+    (ip(1, echo(), tot=1500), 0x0800),                  # total length beyond the frame
+    (ip(1, echo(), tot=10), 0x0800),                    # total length < header
+    (ip(1, echo(), frag=0x2000), 0x0800),               # first fragment
+    (ip(1, echo(), frag=0x0005), 0x0800),               # later fragment
+    (ip(17, struct.pack("!HHHH", 67, 68, 4000, 0) + b"x" * 20), 0x0800),   # UDP length beyond
+    (ip(17, struct.pack("!HHHH", 67, 68, 3, 0)), 0x0800),                  # UDP length < 8
+    (ip(17, struct.pack("!HHHH", 67, 68, 28, 0xbad) + b"\0" * 20), 0x0800),  # bad UDP checksum
+    (ip(17, struct.pack("!HHHH", 67, 68, 8 + 300, 0) + b"\x02\x01\x06" + b"\xff" * 297), 0x0800),  # bogus BOOTP
+    (ip(6, b"\0" * 3), 0x0800),                         # truncated TCP (no TCP in ping)
+    (ip(99, b"zz"), 0x0800),                            # unknown protocol
+    (b"\x00\x01\x08\x00\x06\x04\x00\x01" + src_mac, 0x0806),  # truncated ARP
+    (b"\x00\x01\x08\x00\x10\x04\x00\x01" + b"\0" * 20, 0x0806),  # ARP with hlen 16
+    (b"", 0x0800), (b"\x45", 0x0800), (b"\x00" * 46, 0x86dd),
+]
+n = 0
+for payload, etype in frames:
+    for _ in range(5):
+        send(payload, etype)
+        n += 1
+rnd = random.Random(1234)
+for _ in range(2000):
+    send(bytes(rnd.getrandbits(8) for _ in range(rnd.randrange(0, 1400))), rnd.choice([0x0800, 0x0806]))
+    n += 1
+print(n)
+'''
+
+
+def test_hostile_frames_do_not_hurt(unikernel, lab):
+    need_tool("python3")
+    uk = unikernel("ping")
+    res = lab.run_python(HOSTILE_SENDER, lab.bridge, uk.mac, uk.ip, lab.host_ip)
+    assert res.returncode == 0, res.stderr
+    assert int(res.stdout) > 2000
+    assert uk.alive(), uk.describe()
+    assert ping(uk, count=3).returncode == 0
+    assert uk.stop() == 0, uk.describe()
+    m = re.search(r"net: rx (\d+) tx \d+ dropped rx (\d+) tx \d+ bad checksums (\d+)", uk.console_text())
+    assert m, uk.console_text()
+    rx, dropped, bad = map(int, m.groups())
+    assert rx > 2000 and dropped > 1900 and bad >= 15, m.group(0)
+    uk.assert_no_sanitizer_report()
