@@ -359,6 +359,27 @@ static void test_arp_cache_full(void)
 	CHECK_EQ(queued, 4);
 }
 
+static void test_arp_refresh(void)
+{
+	setup_static();
+	uint8_t p[8] = { 0 }, f[64], mac[6];
+	learn_neighbour(PEER_MAC, PEER);
+	/* in use 56 s later: packet sent, plus one refresh request */
+	test_now += 56 * 1000;
+	CHECK_EQ(ipv4_output(PEER, 253, p, 8), 0);
+	CHECK_EQ(test_ntx, 2);
+	CHECK_EQ(rd16(test_tx[0].data + 12), ETH_P_ARP);
+	CHECK_EQ(rd16(test_tx[1].data + 12), ETH_P_IPV4);
+	CHECK_EQ(ipv4_output(PEER, 253, p, 8), 0);
+	CHECK_EQ(test_ntx, 3); /* only one refresh */
+	/* the reply extends the entry for another minute */
+	size_t n = mk_arp(f, 2, PEER_MAC, PEER, ME_MAC, ME, ME_MAC);
+	eth_input(f, n);
+	test_now += 30 * 1000;
+	arp_timer(test_now);
+	CHECK_EQ(arp_lookup(PEER, mac), 1);
+}
+
 /* ---- IPv4 / ICMP ------------------------------------------------------- */
 static void test_icmp_echo(void)
 {
@@ -1051,6 +1072,7 @@ int main(void)
 	RUN(test_arp_reply);
 	RUN(test_arp_resolve_queue_expiry);
 	RUN(test_arp_cache_full);
+	RUN(test_arp_refresh);
 	RUN(test_icmp_echo);
 	RUN(test_ipv4_drops);
 	RUN(test_ipv4_routing);

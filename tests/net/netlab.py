@@ -197,6 +197,7 @@ class Lab:
         self.log_file = workdir / "dnsmasq.log"
         self.dnsmasq: subprocess.Popen | None = None
         self.unikernels: list[Unikernel] = []
+        self.procs: list[subprocess.Popen] = []  # started with popen()
         self._taps = itertools.count()
         self._created = False
 
@@ -232,6 +233,8 @@ class Lab:
             time.sleep(0.05)
 
     def close(self) -> None:
+        for proc in self.procs:
+            _stop_process(proc)
         for uk in self.unikernels:
             _stop_process(uk.proc)
         if self.dnsmasq is not None:
@@ -251,8 +254,11 @@ class Lab:
         return _run(["ip", "netns", "exec", self.name, *cmd], check=check, timeout=timeout, **kw)
 
     def popen(self, cmd: list[str], **kw) -> subprocess.Popen:
-        """Start a command inside the namespace; the caller stops it."""
-        return subprocess.Popen(["ip", "netns", "exec", self.name, *cmd], **kw)
+        """Start a command inside the namespace; it is stopped (by PID) when
+        the lab closes, if the test has not done it."""
+        proc = subprocess.Popen(["ip", "netns", "exec", self.name, *cmd], **kw)
+        self.procs.append(proc)
+        return proc
 
     def run_python(self, script: str, *args: str, timeout: float = 60) -> subprocess.CompletedProcess:
         """Run a Python script inside the namespace (e.g. raw-socket senders)."""

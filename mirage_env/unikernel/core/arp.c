@@ -1,15 +1,17 @@
 /*
  * arp.c - ARP for IPv4 over Ethernet (RFC 826).
  *
- * A small cache: resolved entries expire after ARP_TTL_MS; unresolved
- * ones are re-requested every second, ARP_TRIES times, then dropped with
- * the one packet that waited for them.
+ * A small cache: resolved entries expire after ARP_TTL_MS (an entry in
+ * use is re-requested shortly before, so busy flows never stall on it);
+ * unresolved ones are re-requested every second, ARP_TRIES times, then
+ * dropped with the one packet that waited for them.
  */
 #include "net.h"
 
 #define ARP_ENTRIES 16
 #define ARP_PENDING 4             /* packets waiting for resolution */
 #define ARP_TTL_MS (60 * 1000)
+#define ARP_REFRESH_MS 5000       /* re-ask this long before expiry */
 #define ARP_RETRY_MS 1000
 #define ARP_TRIES 3
 #define ARP_LEN 28                /* Ethernet/IPv4 ARP packet */
@@ -195,10 +197,17 @@ int arp_output(uint32_t nh, const void *pkt, size_t len)
 		net_stats.tx_dropped++;
 		return -1;
 	}
-	if (arp_lookup(nh, mac))
-		return eth_output(mac, ETH_P_IPV4, pkt, len);
-
 	struct arp_entry *e = find(nh);
+	if (arp_lookup(nh, mac)) {
+		/* tries counts refresh requests of a resolved entry */
+		if (e->tries == 0 &&
+		    e->deadline - net_now_ms() < ARP_REFRESH_MS) {
+			e->tries = 1;
+			arp_request(nh);
+		}
+		return eth_output(mac, ETH_P_IPV4, pkt, len);
+	}
+
 	if (!e || e->state != ARP_INCOMPLETE) {
 		if (!e)
 			e = alloc();
