@@ -1,0 +1,205 @@
+"""`mirage-env`: a Xen dom0 for unikernel development, from one command, proven by checks.
+
+Heavy modules (Ansible, pytest, paramiko) are imported inside the commands that use them, so
+`mirage-env --help` stays fast.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+import traceback
+from pathlib import Path
+
+import click
+
+from . import __version__
+
+EXIT_FAILED, EXIT_BAD_INPUT = 1, 2
+
+
+def _fail(message: str, code: int = EXIT_FAILED) -> None:
+    click.secho(f"error: {message}", fg="red", err=True)
+    sys.exit(code)
+
+
+def _open_env(ctx: click.Context):
+    """Settings → state dir → provider; bad settings end here with exit 2, nothing touched."""
+    from .settings import SettingsError, load_settings
+    from .workflow import Environment
+
+    opts = ctx.obj
+    try:
+        settings = load_settings(opts["config"], opts["overrides"])
+    except SettingsError as exc:
+        click.secho(exc.render(), fg="red", err=True)
+        sys.exit(EXIT_BAD_INPUT)
+    return Environment.open(settings, opts["state_dir"])
+
+
+def _run_stages(ctx: click.Context, command: str, stages) -> None:
+    """Run `stages(env, report)`, write the report, turn known failures into clear messages."""
+    from .procs import CommandFailed
+    from .providers import ProviderError
+    from .workflow import StageFailed
+
+    env = _open_env(ctx)
+    report = env.new_report(command)
+    ok, log = False, None
+    try:
+        stages(env, report)
+        ok = True
+    except (StageFailed, ProviderError, CommandFailed, TimeoutError) as exc:
+        log = getattr(exc, "log", None)
+        click.secho(f"error: {exc}", fg="red", err=True)
+    except KeyboardInterrupt:
+        click.secho("interrupted", fg="red", err=True)
+    except Exception:  # an unexpected bug: keep the traceback in a file, not on the user's screen
+        log = env.state.logs / "crash.log"
+        log.write_text(traceback.format_exc())
+        click.secho(f"error: unexpected failure: {sys.exc_info()[1]} (traceback in {log})", fg="red", err=True)
+    finally:
+        report.finish(ok, log or env.state.logs)
+    if not ok:
+        click.echo(_recovery_hint(env), err=True)
+        sys.exit(EXIT_FAILED)
+
+
+def _recovery_hint(env) -> str:
+    return (f"State and logs: {env.state.root}\n"
+            "To recover: fix the cause above and run `mirage-env up` again (every stage is safe to "
+            "re-run), or `mirage-env down --destroy` to start from a fresh machine.")
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(__version__, prog_name="mirage-env")
+@click.option("-c", "--config", type=click.Path(dir_okay=False, path_type=Path),
+              help="Settings file (default: ./mirage-env.yml when present).")
+@click.option("--state-dir", type=click.Path(file_okay=False, path_type=Path),
+              envvar="MIRAGE_ENV_STATE_DIR", help="Where machines, keys, logs and reports go (default ./.mirage-env).")
+@click.option("-s", "--set", "overrides", multiple=True, metavar="KEY=VALUE",
+              help="Override one setting, e.g. -s dom0.memory=768M (repeatable).")
+@click.pass_context
+def cli(ctx: click.Context, config: Path | None, state_dir: Path | None, overrides: tuple[str, ...]) -> None:
+    """Get a Xen dom0 whose unikernels boot, get an address and answer.
+
+    \b
+    mirage-env up         machine → Xen dom0 → br0 + DHCP → checks → domU probe
+    mirage-env verify     run the checks and the domU probe again
+    mirage-env ssh        a shell on the dom0
+    mirage-env down       stop the machine (add --destroy to delete it)
+    """
+    parsed = {}
+    for item in overrides:
+        key, sep, value = item.partition("=")
+        if not sep or not key:
+            _fail(f"--set {item!r} is not KEY=VALUE. Fix: e.g. --set dom0.memory=768M", EXIT_BAD_INPUT)
+        parsed[key.strip()] = value.strip()
+    ctx.obj = {"config": config, "state_dir": state_dir, "overrides": parsed}
+
+
+@cli.command()
+@click.option("--no-verify", is_flag=True, help="Stop after provisioning.")
+@click.pass_context
+def up(ctx: click.Context, no_verify: bool) -> None:
+    """Start the machine, make it a Xen dom0, verify it with checks and a domU probe."""
+
+    def stages(env, report):
+        env.machine_up(report)
+        env.provision(report)
+        if not no_verify:
+            env.verify(report)
+
+    _run_stages(ctx, "up", stages)
+
+
+@cli.command()
+@click.pass_context
+def provision(ctx: click.Context) -> None:
+    """Run the playbooks against the running machine (safe to repeat: changed=0 when converged)."""
+    _run_stages(ctx, "provision", lambda env, report: env.provision(report))
+
+
+@cli.command()
+@click.pass_context
+def verify(ctx: click.Context) -> None:
+    """Run the testinfra checks and the domU probe against the dom0."""
+    _run_stages(ctx, "verify", lambda env, report: env.verify(report))
+
+
+@cli.command()
+@click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
+@click.pass_context
+def status(ctx: click.Context, as_json: bool) -> None:
+    """Show the machine, its SSH target and the host-only network."""
+    env = _open_env(ctx)
+    info = {"name": env.settings.name, "state_dir": str(env.state.root), **env.provider.status()}
+    if as_json:
+        click.echo(json.dumps(info, indent=2))
+        return
+    for key, value in info.items():
+        click.echo(f"{key:>20}: {value}")
+
+
+@cli.command(context_settings={"ignore_unknown_options": True})
+@click.argument("command", nargs=-1, type=click.UNPROCESSED)
+@click.pass_context
+def ssh(ctx: click.Context, command: tuple[str, ...]) -> None:
+    """Open a shell on the dom0 (or run COMMAND there)."""
+    from .providers import ProviderError
+
+    env = _open_env(ctx)
+    try:
+        target = env.provider.ssh_target()
+    except ProviderError as exc:
+        _fail(str(exc))
+    config = env.state.path("ssh_config")
+    alias = f"mirage-{env.settings.name}"
+    config.write_text(target.ssh_config(alias, env.state.path("known_hosts")))
+    os.execvp("ssh", ["ssh", "-F", str(config), alias, *command])
+
+
+@cli.command()
+@click.option("--destroy", is_flag=True, help="Also delete the machine's disk overlay and keys.")
+@click.pass_context
+def down(ctx: click.Context, destroy: bool) -> None:
+    """Stop the machine and remove its tap and namespace."""
+
+    def stages(env, report):
+        with report.stage("down"):
+            (env.provider.destroy if destroy else env.provider.down)(report)
+
+    _run_stages(ctx, "down", stages)
+
+
+@cli.group()
+def unikernel() -> None:
+    """The bundled unikernel toolchain."""
+
+
+@unikernel.command("build")
+@click.option("--app", required=True, help="hello, ping, auth or www.")
+@click.option("--target", type=click.Choice(["host", "xen"]), default="host", show_default=True)
+@click.option("--out", type=click.Path(file_okay=False, path_type=Path), default=Path("build"), show_default=True)
+@click.option("--data", type=click.Path(exists=True, file_okay=False, path_type=Path),
+              help="App data directory (auth: users/, www: the site).")
+def unikernel_build(app: str, target: str, out: Path, data: Path | None) -> None:
+    """Build APP for TARGET with the bundled toolchain."""
+    from .unikernel import build as builder
+
+    try:
+        path = builder.build(app, target=target, out_dir=out, data_dir=data)
+    except (ValueError, FileNotFoundError) as exc:
+        _fail(str(exc), EXIT_BAD_INPUT)
+    except RuntimeError as exc:
+        _fail(str(exc))
+    click.echo(str(path))
+
+
+def main() -> None:
+    cli(prog_name="mirage-env")
+
+
+if __name__ == "__main__":
+    main()

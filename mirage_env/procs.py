@@ -1,0 +1,61 @@
+"""Running external commands with their output streamed to a log file and to progress."""
+
+from __future__ import annotations
+
+import subprocess
+from pathlib import Path
+from typing import Callable, Sequence
+
+
+class CommandFailed(RuntimeError):
+    def __init__(self, cmd: Sequence[str], code: int, log: Path | None, tail: str):
+        self.cmd, self.code, self.log, self.tail = list(cmd), code, log, tail
+        where = f" (log: {log})" if log else ""
+        super().__init__(f"`{' '.join(map(str, cmd))}` exited with {code}{where}\n{tail}")
+
+
+def run_logged(
+    cmd: Sequence[str],
+    log: Path | None = None,
+    on_line: Callable[[str], None] | None = None,
+    env: dict | None = None,
+    cwd: Path | None = None,
+    input_text: str | None = None,
+) -> str:
+    """Run `cmd`, append its combined output to `log`, feed each line to `on_line`.
+
+    Returns the whole output; raises CommandFailed with the last lines on a non-zero exit.
+    """
+    lines: list[str] = []
+    logf = open(log, "a", encoding="utf-8") if log else None
+    try:
+        if logf:
+            logf.write(f"$ {' '.join(map(str, cmd))}\n")
+            logf.flush()
+        proc = subprocess.Popen(
+            [str(c) for c in cmd],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.PIPE if input_text is not None else subprocess.DEVNULL,
+            text=True,
+            errors="replace",
+            env=env,
+            cwd=cwd,
+        )
+        if input_text is not None:
+            proc.stdin.write(input_text)
+            proc.stdin.close()
+        for line in proc.stdout:
+            lines.append(line)
+            if logf:
+                logf.write(line)
+            if on_line:
+                on_line(line.rstrip())
+        code = proc.wait()
+    finally:
+        if logf:
+            logf.close()
+    out = "".join(lines)
+    if code != 0:
+        raise CommandFailed(cmd, code, log, "".join(lines[-15:]))
+    return out

@@ -1,0 +1,129 @@
+"""Runs the playbooks through ansible-runner; every task event drives progress and the report."""
+
+from __future__ import annotations
+
+import os
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import yaml
+
+from .sshclient import SshTarget
+from .state import StateDir, project_root
+
+PLAYBOOKS = project_root() / "playbooks"
+ROLES = project_root() / "roles"
+
+
+@dataclass
+class ProvisionResult:
+    ok: bool
+    rc: int
+    changed: int
+    failed: int
+    unreachable: int
+    role_seconds: dict[str, float] = field(default_factory=dict)
+    task_seconds: dict[str, float] = field(default_factory=dict)
+    failures: list[str] = field(default_factory=list)
+    log: Path | None = None
+
+
+def write_inventory(state: StateDir, host: str, target: SshTarget, host_vars: dict) -> Path:
+    known_hosts = state.path("known_hosts")
+    inventory = {
+        "all": {
+            "hosts": {
+                host: {
+                    "ansible_host": target.host,
+                    "ansible_port": target.port,
+                    "ansible_user": target.user,
+                    "ansible_ssh_private_key_file": str(target.key),
+                    "ansible_ssh_common_args": f"-o UserKnownHostsFile={known_hosts} "
+                                               "-o StrictHostKeyChecking=accept-new -o IdentitiesOnly=yes",
+                    **host_vars,
+                }
+            }
+        }
+    }
+    path = state.path("inventory.yml")
+    path.write_text(yaml.safe_dump(inventory, sort_keys=False))
+    return path
+
+
+def run_playbook(state: StateDir, inventory: Path, playbook: str, extravars: dict, report) -> ProvisionResult:
+    import ansible_runner  # imported here: `mirage-env --help` must stay fast
+
+    private = state.path("ansible")
+    private.mkdir(exist_ok=True)
+    log = state.logs / "ansible.log"
+    role_seconds: dict[str, float] = {}
+    task_seconds: dict[str, float] = {}
+    failures: list[str] = []
+    current = {"task": None, "role": None, "start": time.monotonic()}
+
+    def close_task() -> None:
+        if current["task"] is not None:
+            spent = time.monotonic() - current["start"]
+            task_seconds[current["task"]] = round(task_seconds.get(current["task"], 0) + spent, 1)
+            role = current["role"] or "play"
+            role_seconds[role] = round(role_seconds.get(role, 0) + spent, 1)
+
+    def on_event(event: dict) -> bool:
+        data = event.get("event_data", {})
+        kind = event.get("event")
+        if kind in ("playbook_on_task_start", "playbook_on_handler_task_start"):
+            close_task()
+            role = data.get("role") or "play"
+            name = data.get("task") or "?"
+            current.update(task=f"{role}: {name}", role=role, start=time.monotonic())
+            report.step(f"[{role}] {name}")
+        elif kind == "playbook_on_stats":
+            close_task()
+            current["task"] = None
+        elif kind == "runner_on_failed" and not data.get("ignore_errors"):
+            result = data.get("res", {})
+            failures.append(f"{data.get('task')}: {result.get('msg') or result.get('stderr') or result}")
+        elif kind == "runner_on_unreachable":
+            failures.append(f"{data.get('host')} unreachable: {data.get('res', {}).get('msg')}")
+        with open(log, "a") as f:
+            if event.get("stdout"):
+                f.write(event["stdout"] + "\n")
+        return True
+
+    # ansible-playbook lives beside this interpreter (a virtualenv's bin/ is often not on PATH)
+    bindir = str(Path(sys.executable).parent)
+    if bindir not in os.environ.get("PATH", "").split(os.pathsep):
+        os.environ["PATH"] = bindir + os.pathsep + os.environ.get("PATH", "")
+    runner = ansible_runner.run(
+        private_data_dir=str(private),
+        playbook=str(PLAYBOOKS / playbook),
+        inventory=str(inventory),
+        extravars=extravars,
+        envvars={
+            "ANSIBLE_CONFIG": str(project_root() / "ansible.cfg"),
+            "ANSIBLE_ROLES_PATH": str(ROLES),
+            "ANSIBLE_FORCE_COLOR": "0",
+            "ANSIBLE_NOCOLOR": "1",
+        },
+        event_handler=on_event,
+        quiet=True,
+        suppress_env_files=True,
+    )
+    stats = runner.stats or {}
+
+    def total(key: str) -> int:
+        return sum((stats.get(key) or {}).values())
+
+    return ProvisionResult(
+        ok=runner.status == "successful",
+        rc=runner.rc,
+        changed=total("changed"),
+        failed=total("failures"),
+        unreachable=total("dark"),
+        role_seconds=role_seconds,
+        task_seconds=task_seconds,
+        failures=failures,
+        log=log,
+    )

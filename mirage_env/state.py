@@ -1,0 +1,51 @@
+"""Where a run's state lives: one directory per environment, never tracked files."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+STATE_DIR_ENV = "MIRAGE_ENV_STATE_DIR"
+
+
+def project_root() -> Path:
+    return Path(__file__).resolve().parent.parent
+
+
+@dataclass(frozen=True)
+class StateDir:
+    root: Path  # .mirage-env/<environment name>
+
+    @classmethod
+    def for_env(cls, name: str, base: Path | None = None) -> "StateDir":
+        base = base or Path(os.environ.get(STATE_DIR_ENV) or Path.cwd() / ".mirage-env")
+        state = cls(base.resolve() / name)
+        state.root.mkdir(parents=True, exist_ok=True)
+        state.logs.mkdir(exist_ok=True)
+        return state
+
+    @property
+    def short_id(self) -> str:
+        """Six hex digits naming this environment's host-side devices (taps are ≤ 15 chars)."""
+        return hashlib.sha256(str(self.root).encode()).hexdigest()[:6]
+
+    @property
+    def logs(self) -> Path:
+        return self.root / "logs"
+
+    def path(self, name: str) -> Path:
+        return self.root / name
+
+    def read_json(self, name: str) -> dict:
+        try:
+            return json.loads(self.path(name).read_text())
+        except (OSError, ValueError):
+            return {}
+
+    def write_json(self, name: str, data: dict) -> None:
+        tmp = self.path(name + ".tmp")
+        tmp.write_text(json.dumps(data, indent=2, sort_keys=True))
+        tmp.replace(self.path(name))

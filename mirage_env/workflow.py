@@ -1,0 +1,81 @@
+"""The stages behind the CLI: machine up → provision → checks → domU probe, each reported."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+from .providers import Provider, get_provider
+from .report import Report
+from .settings import Settings
+from .state import StateDir
+
+HOST_NAME = "dom0"
+
+
+class StageFailed(Exception):
+    """A stage ran and did not succeed; the message says what and where to look."""
+
+
+@dataclass
+class Environment:
+    settings: Settings
+    state: StateDir
+    provider: Provider
+
+    @classmethod
+    def open(cls, settings: Settings, state_base: Path | None = None,
+             image_cache: Path | None = None) -> "Environment":
+        state = StateDir.for_env(settings.name, state_base)
+        return cls(settings, state, get_provider(settings, state, image_cache))
+
+    def new_report(self, command: str) -> Report:
+        return Report(command, path=self.state.path(f"report-{command}.json"))
+
+    # -- stages ----------------------------------------------------------------------------
+    def machine_up(self, report: Report) -> None:
+        with report.stage("machine"):
+            self.provider.up(report)
+
+    def provision(self, report: Report) -> None:
+        from .provisioning import run_playbook, write_inventory
+
+        with report.stage("provision"):
+            inventory = write_inventory(self.state, HOST_NAME, self.provider.ssh_target(),
+                                        self.provider.host_vars())
+            result = run_playbook(self.state, inventory, "site.yml", self.settings.role_vars(), report)
+            for role, seconds in result.role_seconds.items():
+                report.measure(f"provision.{role}_s", seconds)
+            reboot = [s for t, s in result.task_seconds.items() if t.endswith("Reboot into Xen")]
+            if reboot:
+                report.measure("provision.reboot_into_xen_s", reboot[0])
+            report.measure("provision.changed", result.changed)
+            if not result.ok:
+                why = "; ".join(result.failures) or f"ansible-playbook exited with {result.rc}"
+                raise StageFailed(f"provisioning failed: {why} (log: {result.log})")
+            report.info(f"provisioned: changed={result.changed} failed={result.failed}")
+
+    def verify(self, report: Report) -> None:
+        from .probe import run_probe
+        from .verify import run_checks
+
+        target = self.provider.ssh_target()
+        with report.stage("checks"):
+            if not run_checks(self.state, target, self.settings.role_vars(), report):
+                raise StageFailed(f"some checks failed (details: {self.state.logs / 'checks.log'})")
+        if not self.settings.probe.enabled:
+            return
+        with report.stage("domU probe"):
+            result = run_probe(target, self.provider, self.settings, report)
+            report.measure("probe.xl_create_s", result.create_s)
+            report.measure("probe.create_to_lease_s", result.create_to_lease_s)
+            report.measure("probe.destroy_s", result.timings.get("destroy_s"))
+            report.measure("probe.ip", result.ip)
+            report.check("probe: Linux PV domU got a DHCP lease on the bridge", result.ip is not None,
+                         result.error or "")
+            if result.ip:
+                report.check("probe: domU answers ping from the host-only network", result.ping_ok,
+                             result.error or "")
+            if not result.ok:
+                raise StageFailed(f"the domU probe failed: {result.error}")
+            report.info(f"probe domU got {result.ip} in {result.create_to_lease_s}s and answered ping")
