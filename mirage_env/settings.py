@@ -268,7 +268,8 @@ class Settings(Strict):
             "dnsmasq_dhcp_end": str(net.dhcp_end),
             "dnsmasq_netmask": net.netmask,
             "dnsmasq_lease_time": net.lease_time,
-            "dnsmasq_router": str(net.dom0_address),
+            # a router only with NAT: otherwise domUs get no route past the dom0
+            "dnsmasq_router": str(net.dom0_address) if net.nat else "",
             "domu_probe_memory_mb": self.probe.memory,
             "domu_probe_bridge": net.bridge,
             "domu_probe_lease_timeout": self.probe.lease_timeout,

@@ -1,0 +1,57 @@
+"""The CLI: fast help without Ansible, version, bad input refused with exit 2 and nothing touched."""
+
+import subprocess
+import sys
+
+from click.testing import CliRunner
+
+from mirage_env import __version__
+from mirage_env.cli import cli
+
+
+def test_help_lists_the_commands():
+    result = CliRunner().invoke(cli, ["--help"])
+    assert result.exit_code == 0
+    for command in ("up", "provision", "verify", "status", "ssh", "down", "unikernel"):
+        assert f"  {command}" in result.output
+
+
+def test_help_does_not_import_ansible():
+    code = ("import sys\nfrom mirage_env.cli import cli\n"
+            "try:\n    cli(['--help'])\nexcept SystemExit:\n    pass\n"
+            "heavy = [m for m in sys.modules if m.split('.')[0] in ('ansible', 'ansible_runner', 'paramiko', 'pytest', 'testinfra')]\n"
+            "print('HEAVY', heavy)\n")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert "HEAVY []" in out
+
+
+def test_version():
+    result = CliRunner().invoke(cli, ["--version"])
+    assert result.exit_code == 0 and __version__ in result.output
+
+
+def test_bad_settings_exit_2_and_touch_nothing(tmp_path):
+    bad = tmp_path / "mirage-env.yml"
+    bad.write_text("network: {dhcp_start: 192.168.56.200, dhcp_end: 192.168.56.150}\n")
+    state = tmp_path / "state"
+    result = CliRunner().invoke(cli, ["-c", str(bad), "--state-dir", str(state), "up"])
+    assert result.exit_code == 2
+    assert "network.dhcp_start/dhcp_end" in result.output and "Fix:" in result.output
+    assert "Traceback" not in result.output
+    assert not state.exists()
+
+
+def test_bad_override_is_refused(tmp_path):
+    result = CliRunner().invoke(cli, ["--state-dir", str(tmp_path / "s"), "-s", "dom0.memory", "status"])
+    assert result.exit_code == 2 and "KEY=VALUE" in result.output
+
+
+def test_status_of_a_machine_never_started(tmp_path):
+    result = CliRunner().invoke(cli, ["--state-dir", str(tmp_path), "status", "--json"])
+    assert result.exit_code == 0
+    assert '"running": false' in result.output
+
+
+def test_ssh_before_up_says_what_to_do(tmp_path):
+    result = CliRunner().invoke(cli, ["--state-dir", str(tmp_path), "ssh"])
+    assert result.exit_code == 1 and "mirage-env up" in result.output

@@ -1,0 +1,101 @@
+"""The roles: defaults equal the settings model's, templates render the documented files."""
+
+from pathlib import Path
+
+import jinja2
+import pytest
+import yaml
+
+from mirage_env.settings import Settings, load_settings
+from mirage_env.state import project_root
+
+ROLES = project_root() / "roles"
+
+
+def role_defaults() -> dict:
+    merged = {}
+    for path in sorted(ROLES.glob("*/defaults/main.yml")):
+        merged.update(yaml.safe_load(path.read_text()) or {})
+    return merged
+
+
+def render(role: str, template: str, variables: dict) -> str:
+    env = jinja2.Environment(loader=jinja2.FileSystemLoader(str(ROLES / role / "templates")),
+                             trim_blocks=True, undefined=jinja2.StrictUndefined)  # Ansible's settings
+    return env.get_template(template).render(ansible_managed="managed by mirage-env", **variables)
+
+
+def test_role_defaults_equal_the_settings_defaults():
+    defaults, model = role_defaults(), Settings().role_vars()
+    for name, value in model.items():
+        role_default_name = name
+        if name in defaults:
+            assert str(defaults[role_default_name]) == str(value), name
+    # every variable the model hands out is declared by a role
+    assert set(model) <= set(defaults), set(model) - set(defaults)
+
+
+def test_every_role_has_meta_with_platforms():
+    for role in ("xen_dom0", "xen_bridge", "dnsmasq", "domu_probe"):
+        meta = yaml.safe_load((ROLES / role / "meta/main.yml").read_text())
+        assert meta["galaxy_info"]["platforms"], role
+
+
+@pytest.mark.parametrize("release", ["Debian-11", "Debian-12", "Debian-13", "Ubuntu-14", "Ubuntu-16",
+                                     "Ubuntu-18", "Ubuntu-20", "Ubuntu-22", "Ubuntu-24"])
+def test_every_supported_release_has_packages_and_a_grub_entry(release):
+    data = yaml.safe_load((ROLES / "xen_dom0/vars" / f"{release}.yml").read_text())
+    assert data["xen_dom0_packages"] and "Xen hypervisor" in data["xen_dom0_grub_entry"]
+    variables = {**role_defaults(), **data}
+    out = render("xen_dom0", "etc/default/grub.d/zz-mirage-env-xen.cfg.j2", variables)
+    assert f'GRUB_DEFAULT="{data["xen_dom0_grub_entry"]}"' in out
+
+
+def test_grub_dropin_fixes_dom0_memory():
+    variables = {**role_defaults(), **load_settings(None, {"dom0.memory": "768M"}).role_vars(),
+                 "xen_dom0_grub_entry": "Debian GNU/Linux, with Xen hypervisor"}
+    out = render("xen_dom0", "etc/default/grub.d/zz-mirage-env-xen.cfg.j2", variables)
+    assert 'GRUB_CMDLINE_XEN_DEFAULT="dom0_mem=768M,max:768M"' in out
+    assert "LINUX_XEN_REPLACE" not in out
+    serial = render("xen_dom0", "etc/default/grub.d/zz-mirage-env-xen.cfg.j2",
+                    {**variables, "xen_dom0_console": "com1"})
+    assert "console=com1,vga com1=115200,8n1" in serial
+    assert 'GRUB_CMDLINE_LINUX_XEN_REPLACE="console=hvc0' in serial
+
+
+def test_bridge_stanza():
+    out = render("xen_bridge", "etc/network/interfaces.d/mirage-env-bridge.j2",
+                 {**role_defaults(), **Settings().role_vars()})
+    lines = [line.strip() for line in out.splitlines()]
+    for want in ("iface eth1 inet manual", "auto br0", "iface br0 inet static",
+                 "address 192.168.56.5/24", "bridge_ports eth1", "bridge_ageing 0",
+                 "bridge_stp off", "bridge_fd 0"):
+        assert want in lines, want
+
+
+def test_dnsmasq_serves_the_bridge_only():
+    out = render("dnsmasq", "etc/dnsmasq.d/mirage-env.conf.j2", {**role_defaults(), **Settings().role_vars()})
+    lines = out.splitlines()
+    for want in ("port=0", "interface=br0", "bind-dynamic",
+                 "dhcp-range=br0,192.168.56.150,192.168.56.200,255.255.255.0,1h",
+                 "dhcp-option=br0,option:router"):
+        assert want in lines, want
+    nat = render("dnsmasq", "etc/dnsmasq.d/mirage-env.conf.j2",
+                 {**role_defaults(), **load_settings(None, {"network.nat": True}).role_vars()})
+    assert "dhcp-option=br0,option:router,192.168.56.5" in nat.splitlines()
+
+
+def test_probe_xl_config_is_bootable_by_hand():
+    variables = {**role_defaults(), "ansible_facts": {"kernel": "6.1.0-1-amd64"}}
+    out = render("domu_probe", "etc/xen/probe.cfg.j2", variables)
+    assert 'type = "pv"' in out and 'kernel = "/boot/vmlinuz-6.1.0-1-amd64"' in out
+    assert 'vif = [ "mac=00:16:3e:6d:65:01,bridge=br0" ]' in out
+    assert "memory = 128" in out
+
+
+def test_playbooks_parse_and_name_existing_roles():
+    for playbook in (project_root() / "playbooks").glob("*.yml"):
+        plays = yaml.safe_load(playbook.read_text())
+        for play in plays:
+            for role in play.get("roles", []):
+                assert (ROLES / role["role"] / "tasks/main.yml").exists(), (playbook, role)
