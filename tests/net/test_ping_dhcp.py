@@ -192,3 +192,14 @@ def test_hostile_frames_do_not_hurt(unikernel, lab):
     rx, dropped, bad = map(int, m.groups())
     assert rx > 2000 and dropped > 1900 and bad >= 15, m.group(0)
     uk.assert_no_sanitizer_report()
+
+
+def test_tap_removed_is_an_error_exit(unikernel, lab):
+    uk = unikernel("ping")
+    lab.exec(["ip", "link", "del", uk.tap], check=True)
+    try:
+        rc = uk.proc.wait(timeout=10)
+    except Exception:
+        pytest.fail(f"unikernel still running after its TAP was deleted:\n{uk.describe()}")
+    assert rc == 1, uk.describe()
+    assert "net: device error, exiting" in uk.console_text()

@@ -85,7 +85,8 @@ void net_configure(uint32_t ip, uint32_t mask, uint32_t gw);
 
 /* Configure the interface (DHCP or static, from plat_netcfg), then loop:
  * receive frames into eth_input, run timers (ARP, DHCP, tcp_timer) until
- * plat_stopping(). Sends a DHCPRELEASE on the way out when leased. */
+ * plat_stopping(). Sends a DHCPRELEASE on the way out when leased.
+ * A device error ends the unikernel with plat_exit(1). */
 void net_run(void);
 /* One step of that loop: wait up to timeout_ms for a frame, handle it,
  * run timers. Returns <0 when the platform reported an error. */

@@ -118,8 +118,9 @@ void net_run(void)
 
 	while (!plat_stopping()) {
 		if (net_poll(NET_TICK_MS) < 0) {
-			printk("net: device error, stopping\n");
-			break;
+			/* the interface is gone: nothing left to do or send */
+			printk("net: device error, exiting\n");
+			plat_exit(1);
 		}
 	}
 
