@@ -11,11 +11,13 @@ from __future__ import annotations
 
 import os
 import shutil
+import sys
 import tempfile
 from pathlib import Path
 
 import pytest
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))  # netlab, also under --import-mode=importlib
 from netlab import BuildCache, Lab, check_prereqs, need_tool, sweep_stale_namespaces
 
 
