@@ -238,6 +238,7 @@ long http_parse(const char *buf, size_t len, size_t max, struct http_req *r)
 		return -413;
 	r->method = (enum http_method)method;
 	r->content_length = cl;
+	r->head_len = end;
 	r->keep_alive = r->minor >= 1 ? !conn_close : (conn_keep && !conn_close);
 	if (len < end + cl)
 		return 0;
@@ -363,6 +364,8 @@ struct http_conn {
 	bool eof;		/* the peer sent FIN */
 	uint64_t req_start;	/* first byte of the pending request */
 	uint64_t last_active;
+	size_t scan;		/* no end of head before this offset */
+	size_t need;		/* head parsed: bytes the request needs */
 	size_t len;
 	char req[HTTP_REQ_MAX];
 };
@@ -449,7 +452,7 @@ static void respond_error(struct http_conn *hc, int status)
 	if (status == 405)
 		rs.extra = "Allow: GET, HEAD\r\n";
 	hc->close_after = true;
-	hc->len = 0;
+	hc->len = hc->scan = hc->need = 0;
 	respond(hc, false, 1, &rs);
 }
 
@@ -460,10 +463,23 @@ static void process(struct http_conn *hc)
 	while (hc->tc && !hc->outlen && !hc->close_after) {
 		struct http_req req;
 		struct http_resp rs;
-		long n = http_parse(hc->req, hc->len, HTTP_REQ_MAX, &req);
+		long n;
 
-		if (n == 0)
+		/* Parse only once the head (and body) can be complete, so a
+		 * request dribbling in byte by byte costs linear time. */
+		if (hc->len < hc->need)
 			break;
+		if (!hc->need && hc->len < HTTP_REQ_MAX &&
+		    !head_end(hc->req, hc->scan > 3 ? hc->scan - 3 : 0, hc->len)) {
+			hc->scan = hc->len;
+			break;
+		}
+		n = http_parse(hc->req, hc->len, HTTP_REQ_MAX, &req);
+		if (n == 0) {
+			hc->scan = hc->len;
+			hc->need = req.head_len ? req.head_len + req.content_length : 0;
+			break;
+		}
 		if (tcp_send_space(hc->tc) < HTTP_HDR_MAX + HTTP_BODY_BUF)
 			break;	/* resumed from the sent callback */
 		if (n < 0) {
@@ -487,6 +503,7 @@ static void process(struct http_conn *hc)
 		/* The request's bytes are no longer referenced: drop them. */
 		memmove(hc->req, hc->req + n, hc->len - (size_t)n);
 		hc->len -= (size_t)n;
+		hc->scan = hc->need = 0;
 		hc->req_start = hc->len ? now : 0;
 		hc->last_active = now;
 	}
@@ -520,7 +537,7 @@ static void on_accept(struct tcp_conn *c)
 	hc->outlen = 0;
 	hc->close_after = false;
 	hc->eof = false;
-	hc->len = 0;
+	hc->len = hc->scan = hc->need = 0;
 	hc->req_start = 0;
 	hc->last_active = net_now_ms();
 	c->arg = hc;

@@ -34,6 +34,7 @@ struct http_req {
 	int minor;		/* HTTP/1.<minor> */
 	bool keep_alive;
 	size_t content_length;
+	size_t head_len;	/* request line + headers, once complete */
 };
 
 /* Parse one request at the start of buf. Returns its total length

@@ -1,0 +1,145 @@
+"""Seed inputs for the fuzzers (formats in fuzz_common.h and each fuzz_*.c).
+
+Valid-looking frames, segments and requests give libFuzzer a head start
+into the deep states (a bound DHCP lease, an established TCP connection
+with pipelined HTTP requests); it mutates from there.
+"""
+
+from __future__ import annotations
+
+import struct
+from pathlib import Path
+
+CTL_FIX_CSUM, CTL_TO_US, CTL_DHCP_XID, CTL_TCP_SEQ = 1, 2, 4, 8
+PEER_MAC = bytes.fromhex("020000000002")
+OUR_MAC = bytes.fromhex("020000000001")
+PEER_IP = bytes([10, 0, 0, 1])
+OUR_IP = bytes([10, 0, 0, 2])
+
+
+def rec(ctl: int, payload: bytes) -> bytes:
+    return bytes([ctl]) + struct.pack(">H", len(payload)) + payload
+
+
+def eth(dst: bytes, etype: int, payload: bytes, src: bytes = PEER_MAC) -> bytes:
+    return dst + src + struct.pack(">H", etype) + payload
+
+
+def ipv4(proto: int, payload: bytes, src: bytes = PEER_IP, dst: bytes = OUR_IP) -> bytes:
+    # checksum left zero: the harness fixes it when asked (CTL_FIX_CSUM)
+    return struct.pack(">BBHHHBBH4s4s", 0x45, 0, 20 + len(payload), 1, 0, 64, proto, 0, src, dst) + payload
+
+
+def tcp(sport: int, dport: int, seq: int, ack: int, flags: int, data: bytes = b"", opts: bytes = b"") -> bytes:
+    hl = (20 + len(opts)) // 4
+    return struct.pack(">HHIIBBHHH", sport, dport, seq, ack, hl << 4, flags, 65535, 0, 0) + opts + data
+
+
+def udp(sport: int, dport: int, data: bytes) -> bytes:
+    return struct.pack(">HHHH", sport, dport, 8 + len(data), 0) + data
+
+
+def arp(op: int, sha: bytes, spa: bytes, tha: bytes, tpa: bytes) -> bytes:
+    return struct.pack(">HHBBH", 1, 0x0800, 6, 4, op) + sha + spa + tha + tpa
+
+
+def bootp(msgtype: int, yiaddr: bytes = bytes([10, 0, 0, 50]), extra: bytes = b"") -> bytes:
+    fixed = struct.pack(">BBBBIHH4s4s4s4s", 2, 1, 6, 0, 0, 0, 0, b"\0" * 4, yiaddr, PEER_IP, b"\0" * 4)
+    fixed += OUR_MAC + b"\0" * 10 + b"\0" * 64 + b"\0" * 128
+    opts = bytes([53, 1, msgtype, 54, 4]) + PEER_IP
+    opts += bytes([1, 4, 255, 255, 255, 0, 3, 4]) + PEER_IP
+    opts += bytes([51, 4]) + struct.pack(">I", 60) + bytes([58, 4]) + struct.pack(">I", 30)
+    return fixed + struct.pack(">I", 0x63825363) + opts + extra + bytes([255])
+
+
+MSS = bytes([2, 4, 0x05, 0xB4])
+GET = b"GET / HTTP/1.1\r\nHost: uk\r\n\r\n"
+AUTH = b"GET /x?user=mirage&password=p%40ss HTTP/1.1\r\nHost: uk\r\n\r\n"
+PIPE = GET + b"HEAD /style.css HTTP/1.1\r\nHost: uk\r\n\r\n" + b"GET /nope HTTP/1.0\r\nConnection: keep-alive\r\n\r\n"
+FIX = CTL_FIX_CSUM | CTL_TO_US
+
+
+def tcp_session(data: bytes, ctl_extra: int = 0) -> list[tuple[int, bytes]]:
+    """SYN, ACK, data, FIN as (ctl, segment) with seq/ack patched live."""
+    return [
+        (CTL_FIX_CSUM, tcp(40000, 80, 1000, 0, 0x02, opts=MSS)),
+        (CTL_FIX_CSUM | CTL_TCP_SEQ, tcp(40000, 80, 0, 0, 0x10)),
+        (CTL_FIX_CSUM | CTL_TCP_SEQ | ctl_extra, tcp(40000, 80, 0, 0, 0x18, data)),
+        (CTL_FIX_CSUM | CTL_TCP_SEQ, tcp(40000, 80, 0, 0, 0x11)),
+    ]
+
+
+def net_seeds() -> dict[str, bytes]:
+    s = {}
+    s["arp"] = b"\0" + rec(FIX, eth(b"\xff" * 6, 0x0806, arp(1, PEER_MAC, PEER_IP, b"\0" * 6, OUR_IP)))
+    s["arp_reply"] = b"\0" + rec(FIX, eth(OUR_MAC, 0x0806, arp(2, PEER_MAC, bytes([10, 0, 0, 9]), OUR_MAC, OUR_IP)))
+    icmp = struct.pack(">BBHHH", 8, 0, 0, 1, 1) + b"ping" * 8
+    s["icmp"] = b"\0" + rec(FIX, eth(OUR_MAC, 0x0800, ipv4(1, icmp)))
+    s["udp"] = b"\0" + rec(FIX, eth(OUR_MAC, 0x0800, ipv4(17, udp(5000, 9, b"hello"))))
+    frag = ipv4(17, udp(5000, 9, b"x" * 16))
+    s["frag"] = b"\0" + rec(FIX, eth(OUR_MAC, 0x0800, frag[:6] + b"\x20\x00" + frag[8:]))
+    sess = b"".join(rec(c, eth(OUR_MAC, 0x0800, ipv4(6, seg))) for c, seg in tcp_session(PIPE))
+    s["tcp_http"] = b"\0" + sess
+    s["tcp_auth"] = b"\0" + b"".join(rec(c, eth(OUR_MAC, 0x0800, ipv4(6, seg))) for c, seg in tcp_session(AUTH))
+    dh = lambda t: eth(b"\xff" * 6, 0x0800, ipv4(17, udp(67, 68, bootp(t)), dst=b"\xff" * 4))  # noqa: E731
+    s["dhcp"] = b"\1" + rec(FIX | CTL_DHCP_XID, dh(2)) + rec(FIX | CTL_DHCP_XID | 0x40, dh(5)) + rec(0xF0, b"")
+    s["oversized"] = b"\0" + rec(FIX, eth(OUR_MAC, 0x0800, ipv4(17, udp(1, 2, b"z" * 1600))))
+    s["truncated"] = b"\0" + rec(0, eth(OUR_MAC, 0x0800, b"\x45\x00"))
+    return s
+
+
+def tcp_seeds() -> dict[str, bytes]:
+    s = {}
+    for name, data in (("get", GET), ("pipe", PIPE), ("auth", AUTH)):
+        s[name] = b"".join(rec(c, seg) for c, seg in tcp_session(data))
+    # window probing and timers: zero window, then time passes
+    sess = tcp_session(b"GET /index.html HTTP/1.1\r\nHost: a\r\n\r\n")
+    sess[1] = (sess[1][0], tcp(40000, 80, 0, 0, 0x10)[:14] + b"\0\0" + tcp(40000, 80, 0, 0, 0x10)[16:])
+    s["zerownd"] = b"".join(rec(c | 0x40, seg) for c, seg in sess)
+    s["rst"] = b"".join(rec(c, seg) for c, seg in tcp_session(GET)[:2]) + rec(CTL_FIX_CSUM | CTL_TCP_SEQ, tcp(40000, 80, 0, 0, 0x04))
+    s["closed_port"] = rec(CTL_FIX_CSUM, tcp(40001, 81, 5, 0, 0x02))
+    return s
+
+
+def http_seeds() -> dict[str, bytes]:
+    s = {
+        "get": b"\x05" + GET,
+        "pipe": b"\x85" + PIPE,
+        "auth": b"\x00" + AUTH,
+        "badpct": b"\x01GET /?user=%zz&password=%4 HTTP/1.1\r\nHost: a\r\n\r\n",
+        "post": b"\x02POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 3\r\n\r\nabc",
+        "body": b"\x03GET / HTTP/1.1\r\nHost: a\r\nContent-Length: 4\r\n\r\nbodyGET /style.css HTTP/1.1\r\nHost: a\r\n\r\n",
+        "flood": b"\x40GET / HTTP/1.1\r\nHost: a\r\n" + b"X-A: b\r\n" * 40 + b"\r\n",
+        "te": b"\x04GET / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n",
+        "http10": b"\x06GET /index.html HTTP/1.0\r\n\r\n",
+        "close": b"\x07GET / HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n",
+    }
+    return s
+
+
+def dhcp_seeds() -> dict[str, bytes]:
+    x = CTL_DHCP_XID
+    return {
+        "offer_ack": rec(x, bootp(2)) + rec(x, bootp(5)),
+        "renew": rec(x, bootp(2)) + rec(x, bootp(5)) + rec(0xF0, b"") * 4 + rec(x, bootp(5)),
+        "nak": rec(x, bootp(2)) + rec(x, bootp(6)),
+        "bogus_opts": rec(x, bootp(2, extra=bytes([1, 2, 3, 250, 200]))),
+        "no_xid": rec(0, bootp(2)),
+    }
+
+
+SEEDS = {"net": net_seeds, "tcp": tcp_seeds, "http": http_seeds, "dhcp": dhcp_seeds}
+
+
+def write_seeds(name: str, d: Path) -> Path:
+    d.mkdir(parents=True, exist_ok=True)
+    for k, v in SEEDS[name]().items():
+        (d / k).write_bytes(v)
+    return d
+
+
+if __name__ == "__main__":
+    import sys
+
+    for n in SEEDS:
+        write_seeds(n, Path(sys.argv[1]) / n)
