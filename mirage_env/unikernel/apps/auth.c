@@ -132,7 +132,7 @@ static void handle(const struct http_req *req, struct http_resp *rs)
 			   sizeof(pw), &plen);
 	if (u == -1 || p == -1) {
 		reply(rs, 400, "Bad Request\n");
-	} else if (u == 0 || p == 0 || ulen == 0) {
+	} else if (u == 0 || p == 0 || (u == 1 && ulen == 0)) {
 		auth_stats.missing++;
 		reply(rs, 401, "No user given\n");
 	} else if (u < 0 || p < 0 || !check(user, ulen, pw, plen)) {
