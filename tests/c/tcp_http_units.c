@@ -592,6 +592,27 @@ static void test_tcp_active_close_time_wait(void)
 	CHECK(tcp_conn_count() == 0);
 }
 
+static void test_tcp_time_wait_reuse(void)
+{
+	struct tcp_conn *c;
+
+	setup();
+	c = handshake(4000, 65535);
+	tcp_close(c);
+	tcp_output(c);
+	feed(4000, 80, IRS + 1, ISS + 2, ACK | FIN, 65535, NULL, 0);
+	REQUIRE(c->state == TCP_TIME_WAIT);
+	/* An old-numbered SYN is only ACKed... */
+	nout = 0;
+	feed(4000, 80, IRS, 0, SYN, 65535, NULL, 0);
+	CHECK(c->state == TCP_TIME_WAIT && last()->flags == ACK);
+	/* ...a SYN above the old sequence space opens a new connection. */
+	feed(4000, 80, IRS + 100000, 0, SYN, 65535, NULL, 0);
+	CHECK(last()->flags == (SYN | ACK) && last()->ack == IRS + 100001);
+	feed(4000, 80, IRS + 100001, ISS + 1, ACK, 65535, NULL, 0);
+	CHECK(n_accept == 2 && tcp_conn_count() == 1);
+}
+
 static void test_tcp_simultaneous_close(void)
 {
 	struct tcp_conn *c;
@@ -1091,7 +1112,7 @@ static const struct {
 	T(test_tcp_retransmit_backoff), T(test_tcp_rtt_estimate),
 	T(test_tcp_peer_window_and_mss), T(test_tcp_zero_window_probe),
 	T(test_tcp_passive_close), T(test_tcp_active_close_time_wait),
-	T(test_tcp_simultaneous_close), T(test_tcp_fin_retransmitted),
+	T(test_tcp_time_wait_reuse), T(test_tcp_simultaneous_close), T(test_tcp_fin_retransmitted),
 	T(test_tcp_concurrent), T(test_tcp_table_full_recycles),
 	T(test_tcp_app_takes_partial), T(test_tcp_window_advertised),
 	T(test_http_parse_basic), T(test_http_parse_incomplete),

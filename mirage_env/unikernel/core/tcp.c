@@ -715,6 +715,14 @@ void tcp_input(uint32_t src, uint32_t dst, const uint8_t *seg, size_t len)
 	}
 
 	c = lookup(src, sport, dport);
+	if (c && c->state == TCP_TIME_WAIT &&
+	    (flags & (TH_SYN | TH_ACK | TH_RST)) == TH_SYN &&
+	    SEQ_GT(seq, c->rcv_nxt)) {
+		/* A new connection reusing the 4-tuple, above all the old
+		 * sequence numbers: TIME-WAIT may give way (RFC 9293 3.10.7.4). */
+		free_conn(c, false);
+		c = NULL;
+	}
 	if (!c) {
 		listen_input(src, dst, sport, dport, seq, ack, flags, wnd,
 			     seg + TCP_HLEN, hlen - TCP_HLEN,
