@@ -652,6 +652,8 @@ static int last_dhcp(struct seen *s)
 	return 0;
 }
 
+static uint32_t mk_mask = 0xffffff00u; /* subnet mask option sent */
+
 /* Build a server reply. opts: extra raw option bytes (without end). */
 static size_t mk_dhcp(uint8_t *f, uint8_t type, uint32_t xid, uint32_t yiaddr,
 		      uint32_t lease, const uint8_t *extra, size_t extralen,
@@ -684,7 +686,7 @@ static size_t mk_dhcp(uint8_t *f, uint8_t type, uint32_t xid, uint32_t yiaddr,
 	}
 	m[n++] = 1;
 	m[n++] = 4;
-	wr32(m + n, 0xffffff00u);
+	wr32(m + n, mk_mask);
 	n += 4;
 	m[n++] = 3;
 	m[n++] = 8; /* two routers: the first is used */
@@ -989,10 +991,24 @@ static void test_dhcp_lease_options(void)
 	test_now = t0 + 5000;
 	dhcp_timer(test_now);
 	CHECK_EQ(test_ntx, 1);
-	/* a router outside the subnet is not used; bad masks neither */
-	const uint8_t odd[] = { 1, 4, 0xff, 0, 0xff, 0 };
-	dhcp_to_bound(100, odd, sizeof(odd)); /* later mask option wins */
-	CHECK_EQ(net_mask(), 0xff000000u);     /* non-contiguous: classful */
+	/* a repeated option: the first instance wins */
+	const uint8_t again[] = { 1, 4, 0xff, 0, 0, 0, 54, 4, 9, 9, 9, 9 };
+	dhcp_to_bound(100, again, sizeof(again));
+	CHECK_EQ(net_mask(), 0xffffff00u);
+	/* a non-contiguous mask is not used: classful default instead */
+	mk_mask = 0xff00ff00u;
+	dhcp_to_bound(100, NULL, 0);
+	CHECK_EQ(net_mask(), 0xff000000u);
+	CHECK_EQ(net_gw(), GW);
+	/* a router outside the subnet is not used */
+	mk_mask = 0xfffffff0u;
+	dhcp_to_bound(100, NULL, 0);
+	CHECK_EQ(net_mask(), 0xfffffff0u);
+	CHECK_EQ(net_gw(), GW);
+	mk_mask = 0xfffffffcu; /* 10.0.0.4/30: the router 10.0.0.1 is off */
+	dhcp_to_bound(100, NULL, 0);
+	CHECK_EQ(net_gw(), 0);
+	mk_mask = 0xffffff00u;
 }
 
 /* ---- main loop ---------------------------------------------------------- */

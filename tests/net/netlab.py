@@ -134,19 +134,21 @@ class Unikernel:
         return (f"{self.app} on {self.tap} ({self.mac}), returncode {self.proc.poll()}\n"
                 f"--- console ---\n{self.console_text()}\n--- stderr ---\n{self.stderr_text()}")
 
-    def wait_console(self, pattern: str, timeout: float = 20) -> re.Match:
-        """Wait until the console matches pattern (a regex); fail with the
-        console and stderr when it does not, or when the process dies."""
+    def wait_console(self, pattern: str, timeout: float = 20, after: int = 0) -> re.Match:
+        """Wait until the console (from offset ``after``) matches pattern, a
+        regex; fail with the console, stderr and dnsmasq log when it does
+        not, or when the process dies."""
         rx = re.compile(pattern)
         deadline = time.monotonic() + timeout
         while True:
-            m = rx.search(self.console_text())
+            m = rx.search(self.console_text(), after)
             if m:
                 return m
             if not self.alive():
                 pytest.fail(f"unikernel exited while waiting for {pattern!r}:\n{self.describe()}")
             if time.monotonic() > deadline:
-                pytest.fail(f"no {pattern!r} on the console after {timeout}s:\n{self.describe()}")
+                pytest.fail(f"no {pattern!r} on the console after {timeout}s:\n{self.describe()}\n"
+                            f"--- dnsmasq log ---\n{self.lab.dnsmasq_log()}")
             time.sleep(0.05)
 
     def wait_lease(self, timeout: float = 30) -> str:
@@ -190,6 +192,7 @@ class Lab:
         self.lease = lease
         self.dhcp_options = dhcp_options
         self.dnsmasq_args = dnsmasq_args
+        self.dhcp_first, self.dhcp_last = DHCP_FIRST, DHCP_LAST
         self.bridge = BRIDGE
         self.host_ip = HOST_IP
         self.subnet = SUBNET
@@ -218,7 +221,7 @@ class Lab:
             "ip", "netns", "exec", self.name, "dnsmasq",
             "--keep-in-foreground", "--conf-file=/dev/null", "--port=0",
             f"--interface={self.bridge}", "--bind-interfaces", "--except-interface=lo",
-            f"--dhcp-range={DHCP_FIRST},{DHCP_LAST},255.255.255.0,{self.lease}",
+            f"--dhcp-range={self.dhcp_first},{self.dhcp_last},255.255.255.0,{self.lease}",
             f"--dhcp-leasefile={self.lease_file}", f"--pid-file={self.workdir / 'dnsmasq.pid'}",
             f"--log-facility={self.log_file}", "--log-dhcp", "--dhcp-authoritative",
             *[f"--dhcp-option={o}" for o in self.dhcp_options], *self.dnsmasq_args,
@@ -231,6 +234,18 @@ class Lab:
             if time.monotonic() > deadline:
                 raise RuntimeError(f"dnsmasq did not start:\n{self.dnsmasq_log()}")
             time.sleep(0.05)
+
+    def restart_dnsmasq(self, first: str | None = None, last: str | None = None) -> None:
+        """Stop dnsmasq (by PID) and start it again, optionally with another
+        address range (its lease file stays)."""
+        if self.dnsmasq is not None:
+            _stop_process(self.dnsmasq)
+            if self.dnsmasq.stderr:
+                self.dnsmasq.stderr.close()
+        if first and last:
+            self.dhcp_first, self.dhcp_last = first, last
+        self.log_file.rename(self.log_file.with_suffix(f".log.{time.monotonic_ns()}"))
+        self.start_dnsmasq()
 
     def close(self) -> None:
         for proc in self.procs:

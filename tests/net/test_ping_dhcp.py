@@ -203,3 +203,34 @@ def test_tap_removed_is_an_error_exit(unikernel, lab):
         pytest.fail(f"unikernel still running after its TAP was deleted:\n{uk.describe()}")
     assert rc == 1, uk.describe()
     assert "net: device error, exiting" in uk.console_text()
+
+
+@pytest.mark.lab(dhcp_options=("option:T1,3", "option:T2,7"))
+def test_dhcp_rebinds_when_the_server_is_unreachable_by_unicast(unikernel, lab):
+    uk = unikernel("ping")
+    # The server's side moves to another MAC and stops answering ARP
+    # requests (arp_ignore=8; it still resolves addresses itself): the
+    # client's unicast renewal goes to the old MAC and is lost, so at T2
+    # it broadcasts (REBINDING), which dnsmasq answers.
+    lab.exec(["sysctl", "-q", "-w", f"net.ipv4.conf.{lab.bridge}.arp_ignore=8"], check=True)
+    lab.exec(["ip", "link", "set", lab.bridge, "address", "02:00:5e:00:53:01"], check=True)
+    uk.wait_console(r"DHCP: renewing ", timeout=10)
+    m = uk.wait_console(r"DHCP: rebinding .*\n(.*\n)*DHCP: renewed ", timeout=15)
+    assert f"renewed {uk.ip} from {lab.host_ip}" in uk.console_text()[m.start():]
+    assert "IP address: none" not in uk.console_text()
+
+
+@pytest.mark.lab(dhcp_options=("option:T1,3",))
+def test_dhcp_nak_restarts_with_a_new_lease(unikernel, lab):
+    uk = unikernel("ping")
+    old_ip = uk.ip
+    # the server comes back serving another range: it NAKs the renewal
+    lab.restart_dnsmasq(f"{lab.subnet}.210", f"{lab.subnet}.220")
+    nak = uk.wait_console(r"DHCP: NAK from server, restarting", timeout=15)
+    new_ip = uk.wait_console(r"DHCP: bound to (\S+) from", timeout=20, after=nak.end()).group(1)
+    assert new_ip != old_ip and 210 <= int(new_ip.rsplit(".", 1)[1]) <= 220
+    assert "IP address: none" in uk.console_text()
+    assert f"DHCPNAK({lab.bridge}) {old_ip} {uk.mac}" in lab.dnsmasq_log()
+    assert lab.lease_for(uk.mac)["ip"] == new_ip
+    uk.ip = new_ip
+    assert ping(uk, count=1).returncode == 0

@@ -169,15 +169,16 @@ static int dhcp_parse(const uint8_t *p, size_t len, uint32_t xid,
 		const uint8_t *v = p + i + 2;
 		switch (code) {
 		case 53:
-			if (olen == 1)
+			if (olen == 1 && !out->type)
 				out->type = v[0];
 			break;
-#define OPT32(c, field, flag)             \
-	case c:                           \
-		if (olen >= 4) {          \
-			out->field = rd32(v); \
-			out->flag = true; \
-		}                         \
+/* the first instance of a repeated option wins */
+#define OPT32(c, field, flag)                     \
+	case c:                                   \
+		if (olen >= 4 && !out->flag) {    \
+			out->field = rd32(v);     \
+			out->flag = true;         \
+		}                                 \
 		break;
 		OPT32(1, mask, has_mask)
 		OPT32(3, router, has_router)  /* first router only */
@@ -388,6 +389,9 @@ void dhcp_timer(uint64_t now)
 		break;
 	case DHCP_BOUND:
 		if (now >= dh.t1) {
+			char a[16], b[16];
+			printk("DHCP: renewing %s with %s\n", ip_str(dh.ip, a),
+			       ip_str(dh.server, b));
 			dh.state = DHCP_RENEWING;
 			dh.xid = rand32();
 			send_msg(DHCPREQUEST);
@@ -401,6 +405,8 @@ void dhcp_timer(uint64_t now)
 			return;
 		}
 		if (dh.state == DHCP_RENEWING && now >= dh.t2) {
+			char a[16];
+			printk("DHCP: rebinding %s\n", ip_str(dh.ip, a));
 			dh.state = DHCP_REBINDING; /* any server may answer */
 			send_msg(DHCPREQUEST);
 			set_renew_timer(now, dh.expiry);
