@@ -191,29 +191,41 @@ def scenario_tcp(p: Peer, uk_ip_s: str, port_s: str, query: str) -> dict:
     send(my, their, ACK, req[:7])
     expect(1.0)
     send(my + 7, their, ACK | PSH, req[7:])
+    my += len(req)
     body = b""
+    first_seq, t0 = None, None
     deadline = time.monotonic() + 3
     while time.monotonic() < deadline and b"!\n" not in body:
         r = expect(1.0, lambda s: bool(s["data"]))
         if not r:
             break
+        if first_seq is None:
+            first_seq, t0 = r["seq"], time.monotonic()
         body += r["data"]
         their = (r["seq"] + len(r["data"])) & 0xFFFFFFFF
-        send(my + len(req), their, ACK)
-    my += len(req)
     res["response"] = body.decode(errors="replace")
-    # 7. our FIN: we get its ACK and the server's FIN
+    # 7. we do not ACK the response: it comes again after the RTO, and
+    # again after twice that (exponential backoff)
+    times = []
+    for _ in range(2):
+        r = expect(6.0, lambda s: s["seq"] == first_seq and bool(s["data"]))
+        if not r:
+            break
+        times.append(time.monotonic() - t0)
+    res["retransmits_s"] = [round(t, 2) for t in times]
+    send(my, their, ACK)
+    # 8. our FIN: we get its ACK and the server's FIN
     send(my, their, ACK | FIN)
     got_fin = expect(2.0, lambda s: bool(s["flags"] & FIN))
     res["server_fin"] = bool(got_fin and got_fin["ack"] == my + 1)
     if got_fin:
         send(my + 1, got_fin["seq"] + 1, ACK)
-    # 8. closed port: RST
+    # 9. closed port: RST
     sport2 = sport + 1
     p.send(p.eth(uk_mac, 0x0800, p.ipv4(uk_ip, 6, p.tcp(uk_ip, sport2, 9, 5000, 0, SYN))))
     r = p.recv_until(lambda f: parse_tcp(f, uk_ip, sport2), 2)
     res["closed_port_rst"] = bool(r and r["flags"] & RST and r["ack"] == 5001)
-    # 9. ACK for a connection that does not exist: RST with seq = that ack
+    # 10. ACK for a connection that does not exist: RST with seq = that ack
     p.send(p.eth(uk_mac, 0x0800, p.ipv4(uk_ip, 6, p.tcp(uk_ip, sport2, port, 7000, 123456, ACK, b"x"))))
     r = p.recv_until(lambda f: parse_tcp(f, uk_ip, sport2), 2)
     res["stray_ack_rst"] = bool(r and r["flags"] & RST and r["seq"] == 123456)

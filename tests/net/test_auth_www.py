@@ -315,6 +315,9 @@ def test_hostile_tcp_segments(auth, module_lab, rawif):
               "syn_challenged", "server_fin", "closed_port_rst", "stray_ack_rst"):
         assert res[k] is True, (k, res)
     assert res["response"].startswith("HTTP/1.1 200 OK\r\n") and res["response"].endswith("hello mirage!\n"), res
+    # unacknowledged: resent after the initial RTO (1 s), then after 2 s more
+    t1, t2 = res["retransmits_s"]
+    assert 0.8 <= t1 <= 2.0 and 1.6 <= t2 - t1 <= 3.5, res["retransmits_s"]
     assert curl(auth, f"/?{GOOD}")[:2] == (200, "hello mirage!\n")
 
 
