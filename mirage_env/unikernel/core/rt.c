@@ -67,8 +67,11 @@ int vfmt(char *buf, size_t n, const char *f, va_list ap)
 			else
 				break;
 		}
-		while (*f >= '0' && *f <= '9')
-			width = width * 10 + (*f++ - '0');
+		while (*f >= '0' && *f <= '9') {
+			if (width < 1000) /* no int overflow on silly widths */
+				width = width * 10 + (*f - '0');
+			f++;
+		}
 		if (*f == 'z') {
 			lng = 3;
 			f++;
