@@ -234,3 +234,15 @@ def test_dhcp_nak_restarts_with_a_new_lease(unikernel, lab):
     assert lab.lease_for(uk.mac)["ip"] == new_ip
     uk.ip = new_ip
     assert ping(uk, count=1).returncode == 0
+
+
+def test_ping_flood(unikernel):
+    uk = unikernel("ping")
+    need_tool("ping")
+    res = uk.exec_in_ns(["ping", "-n", "-q", "-f", "-c", "3000", "-s", "1000", uk.ip], timeout=60)
+    m = re.search(r"(\d+) packets transmitted, (\d+) received", res.stdout)
+    assert m, res.stdout + res.stderr
+    sent, got = map(int, m.groups())
+    assert sent == 3000 and got >= 0.99 * sent, res.stdout
+    assert uk.stop() == 0
+    uk.assert_no_sanitizer_report()
