@@ -1,0 +1,190 @@
+/*
+ * setup.c - start of day in C, and the platform interface (core/platform.h)
+ * that is not networking: clock, console, randomness, stop flag, network
+ * configuration from the command line, exit.
+ *
+ *   boot.S _start -> start_kernel(start_info) -> app_main() -> plat_exit(0)
+ *
+ * Kernel command line (xl config `extra="..."`): "ip=A.B.C.D/N gw=A.B.C.D"
+ * gives a static address; without ip= the stack runs DHCP.
+ */
+#include "../core/app.h"
+#include "../core/platform.h"
+#include "hypercall.h"
+#include "xenplat.h"
+
+start_info_t start_info;
+shared_info_t *shared_info;
+
+/* Placeholder page in our image; its mapping is replaced by the shared
+ * info frame. */
+static uint8_t shared_info_page[PAGE_SIZE] __attribute__((aligned(4096)));
+
+static struct plat_netcfg netcfg = { .dhcp = true };
+static bool stop_flag;
+static uint64_t rng_state;
+
+void xen_crash(const char *why)
+{
+	if (why)
+		printk("*** %s: crashing the domain\n", why);
+	console_flush();
+	struct sched_shutdown s = { .reason = SHUTDOWN_crash };
+	for (;;)
+		HYPERVISOR_sched_op(SCHEDOP_shutdown, &s);
+}
+
+uint64_t plat_now_ms(void)
+{
+	return xen_time_ns() / 1000000ULL;
+}
+
+void plat_console_write(const char *s, size_t n)
+{
+	console_write(s, n);
+}
+
+void plat_mac(uint8_t mac[6])
+{
+	netfront_mac(mac);
+}
+
+/* splitmix64 over a seed of TSC, Xen time and wall clock: fine for TCP
+ * initial sequence numbers and DHCP xids, not for keys. */
+void plat_random(void *buf, size_t n)
+{
+	uint8_t *p = buf;
+	while (n > 0) {
+		uint64_t z = (rng_state += 0x9e3779b97f4a7c15ULL);
+		z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ULL;
+		z = (z ^ (z >> 27)) * 0x94d049bb133111ebULL;
+		z ^= z >> 31;
+		for (int i = 0; i < 8 && n > 0; i++, n--)
+			*p++ = (uint8_t)(z >> (8 * i));
+	}
+}
+
+/* The toolstack asks for shutdown by writing control/shutdown
+ * ("poweroff", "reboot", "halt"). Polled at most once a second. */
+bool plat_stopping(void)
+{
+	static uint64_t next_check;
+	if (stop_flag)
+		return true;
+	uint64_t now = plat_now_ms();
+	if (now < next_check)
+		return false;
+	next_check = now + 1000;
+	char req[16];
+	if (xs_read("control/shutdown", req, sizeof(req)) > 0) {
+		printk("shutdown requested: %s\n", req);
+		xs_write("control/shutdown", ""); /* acknowledge */
+		stop_flag = true;
+	}
+	return stop_flag;
+}
+
+void plat_netcfg(struct plat_netcfg *cfg)
+{
+	*cfg = netcfg;
+}
+
+void plat_exit(int code)
+{
+	netfront_stats();
+	printk("exit status %d\n", code);
+	console_flush();
+	struct sched_shutdown s = { .reason = code == 0 ? SHUTDOWN_poweroff
+							  : SHUTDOWN_crash };
+	for (;;)
+		HYPERVISOR_sched_op(SCHEDOP_shutdown, &s);
+}
+
+/* "a.b.c.d" at s (up to a space, '/' or end) -> host order; end in *end */
+static int parse_ip(const char *s, uint32_t *ip, const char **end)
+{
+	uint32_t v = 0;
+	for (int i = 0; i < 4; i++) {
+		unsigned int part = 0, digits = 0;
+		while (*s >= '0' && *s <= '9' && digits < 4) {
+			part = part * 10 + (unsigned int)(*s++ - '0');
+			digits++;
+		}
+		if (digits == 0 || digits > 3 || part > 255)
+			return -1;
+		v = v << 8 | part;
+		if (i < 3 && *s++ != '.')
+			return -1;
+	}
+	*ip = v;
+	*end = s;
+	return 0;
+}
+
+static void parse_cmdline(const char *c)
+{
+	while (*c) {
+		while (*c == ' ')
+			c++;
+		const char *end;
+		uint32_t ip;
+		if (!strncmp(c, "ip=", 3) && parse_ip(c + 3, &ip, &end) == 0 && ip) {
+			unsigned int plen = 24;
+			if (*end == '/') {
+				plen = 0;
+				end++;
+				while (*end >= '0' && *end <= '9' && plen <= 32)
+					plen = plen * 10 + (unsigned int)(*end++ - '0');
+			}
+			if (plen >= 1 && plen <= 32 && (*end == ' ' || !*end)) {
+				netcfg.dhcp = false;
+				netcfg.ip = ip;
+				netcfg.mask = plen == 32 ? 0xffffffffu : ~(0xffffffffu >> plen);
+			} else {
+				printk("cmdline: bad ip= ignored\n");
+			}
+			c = end;
+		} else if (!strncmp(c, "gw=", 3) && parse_ip(c + 3, &ip, &end) == 0 &&
+			   (*end == ' ' || !*end)) {
+			netcfg.gw = ip;
+			c = end;
+		}
+		while (*c && *c != ' ')
+			c++;
+	}
+}
+
+__attribute__((noreturn, used)) void start_kernel(start_info_t *si)
+{
+	start_info = *si;
+	start_info.cmd_line[MAX_GUEST_CMDLINE - 1] = '\0';
+
+	/* map the shared info frame over our placeholder page */
+	if (HYPERVISOR_update_va_mapping((unsigned long)shared_info_page,
+					 start_info.shared_info | 7, /* P|RW|U */
+					 UVMF_INVLPG) != 0)
+		xen_crash("cannot map shared info");
+	shared_info = (shared_info_t *)(void *)shared_info_page;
+	/* no upcalls: we poll event channels (evtchn.c) */
+	ACCESS_ONCE(shared_info->vcpu_info[0].evtchn_upcall_mask) = 1;
+
+	traps_init();
+	console_init();
+	mm_init();
+	xs_init();
+	if (gnttab_init() < 0)
+		xen_crash("no grant table");
+	{
+		uint64_t t = xen_time_ns();
+		uint32_t lo, hi;
+		__asm__ __volatile__("rdtsc" : "=a"(lo), "=d"(hi));
+		rng_state = t ^ ((uint64_t)hi << 32 | lo) ^ xen_wallclock_s() << 20;
+	}
+	parse_cmdline((const char *)start_info.cmd_line);
+
+	printk("mirage-env unikernel: app %s, xen platform, %lu pages (%lu free)\n",
+	       app_name, start_info.nr_pages, mm_free_pages());
+	app_main();
+	printk("%s: exit\n", app_name);
+	plat_exit(0);
+}

@@ -1,0 +1,106 @@
+"""xl configuration of a bundled unikernel domU.
+
+``render_xl_config()`` writes a config a user can ``xl create`` by hand:
+a PV guest, one vCPU, a ``vif`` on the bridge (never an empty ``vif``), no
+disk list (the unikernel has no block device), and the console/crash
+behaviour that keeps failures visible in the console log.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import re
+
+# xl's domain name rules are loose; we keep to what is safe in a file name
+# (/var/log/xen/console/guest-NAME.log) and in shell commands.
+_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
+_BRIDGE = re.compile(r"^[A-Za-z0-9_.-]{1,15}$")  # Linux IFNAMSIZ - 1
+_MAC = re.compile(r"^[0-9a-fA-F]{2}(:[0-9a-fA-F]{2}){5}$")
+MIN_MEMORY_MB = 4  # the smallest the bundled auth app boots and serves in (measured)
+MAX_MEMORY_MB = 1 << 20
+
+
+class XlConfigError(ValueError):
+    """A value that would make a broken or unsafe xl config."""
+
+
+def _quote(value: str) -> str:
+    # every value is validated first; refuse anything that would need escaping
+    if any(c in value for c in '"\\\n\r') or not value.isprintable():
+        raise XlConfigError(f"value {value!r} contains characters xl strings cannot hold")
+    return f'"{value}"'
+
+
+def render_xl_config(
+    name: str,
+    kernel_path: str,
+    memory_mb: int,
+    bridge: str = "br0",
+    mac: str | None = None,
+    ip: str | None = None,
+    gateway: str | None = None,
+) -> str:
+    """Return the xl config text of a unikernel domU.
+
+    ``mac`` fixes the vif's MAC (unicast, e.g. ``00:16:3e:..``); without it
+    the toolstack picks a random one in 00:16:3e. ``ip`` ("A.B.C.D/N") and
+    ``gateway`` give the unikernel a static address through its command line
+    (``extra``); without ``ip`` it asks DHCP.
+    """
+    if not _NAME.match(name or ""):
+        raise XlConfigError(f"name {name!r}: use letters, digits, '_', '.', '-' (max 64, no leading punctuation)")
+    if not kernel_path or not kernel_path.startswith("/"):
+        raise XlConfigError(f"kernel_path {kernel_path!r}: give the absolute path of the .xen image on the dom0")
+    if any(c in kernel_path for c in '"\\,') or not kernel_path.isprintable():
+        raise XlConfigError(f"kernel_path {kernel_path!r}: no quotes, backslashes, commas or control characters")
+    if isinstance(memory_mb, bool) or not isinstance(memory_mb, int):
+        raise XlConfigError(f"memory_mb {memory_mb!r}: an integer number of MiB")
+    if not MIN_MEMORY_MB <= memory_mb <= MAX_MEMORY_MB:
+        raise XlConfigError(f"memory_mb {memory_mb}: use {MIN_MEMORY_MB}..{MAX_MEMORY_MB} (the unikernel needs >= {MIN_MEMORY_MB})")
+    if not _BRIDGE.match(bridge or ""):
+        raise XlConfigError(f"bridge {bridge!r}: a Linux interface name (1-15 of letters, digits, '_', '.', '-')")
+    vif = [f"bridge={bridge}"]
+    if mac is not None:
+        if not _MAC.match(mac):
+            raise XlConfigError(f"mac {mac!r}: six hex pairs separated by ':' (e.g. 00:16:3e:00:00:01)")
+        if int(mac[:2], 16) & 1:
+            raise XlConfigError(f"mac {mac!r} is a multicast address: the first octet must be even")
+        vif.append(f"mac={mac.lower()}")
+    extra = []
+    if ip is not None:
+        try:
+            iface = ipaddress.IPv4Interface(ip)
+        except ValueError:
+            raise XlConfigError(f"ip {ip!r}: an IPv4 address with prefix, e.g. 192.168.56.50/24") from None
+        if "/" not in ip:
+            raise XlConfigError(f"ip {ip!r}: give the prefix length too, e.g. {ip}/24")
+        extra.append(f"ip={iface.ip}/{iface.network.prefixlen}")
+        if gateway is not None:
+            try:
+                gw = ipaddress.IPv4Address(gateway)
+            except ValueError:
+                raise XlConfigError(f"gateway {gateway!r}: an IPv4 address") from None
+            if gw not in iface.network:
+                raise XlConfigError(f"gateway {gateway} is not in {iface.network}")
+            extra.append(f"gw={gw}")
+    elif gateway is not None:
+        raise XlConfigError("gateway needs ip (with DHCP the server gives the router)")
+
+    lines = [
+        f"# mirage-env unikernel {name}: xl create <this file>; console: xl console {name}",
+        f"name = {_quote(name)}",
+        'type = "pv"',
+        f"kernel = {_quote(kernel_path)}",
+        f"memory = {memory_mb}",
+        f"maxmem = {memory_mb}",
+        "vcpus = 1",
+        f"vif = [ {_quote(','.join(vif))} ]",
+    ]
+    if extra:
+        lines.append(f"extra = {_quote(' '.join(extra))}")
+    lines += [
+        'on_poweroff = "destroy"',
+        'on_reboot = "destroy"',
+        'on_crash = "destroy"',
+    ]
+    return "\n".join(lines) + "\n"
