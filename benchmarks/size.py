@@ -75,16 +75,16 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     for r in results:
         print(f"\n== {r['app']} {r['target']} ({r['opt']})")
-        print(f"  {'subsystem':<20}{'text':>8}{'data':>8}{'bss':>8}")
+        print(f"  {'subsystem':<24}{'text':>8}{'data':>8}{'bss':>8}")
         for name, s in sorted(r["parts"].items(), key=lambda kv: -kv[1]["text"] - kv[1]["data"]):
-            print(f"  {name:<20}{s['text']:>8}{s['data']:>8}{s['bss']:>8}")
+            print(f"  {name:<24}{s['text']:>8}{s['data']:>8}{s['bss']:>8}")
         own = r["own_text"] + r["own_data"]
-        print(f"  {'own (no platform)':<20}{r['own_text']:>8}{r['own_data']:>8}{r['own_bss']:>8}"
+        print(f"  {'own (no platform)':<24}{r['own_text']:>8}{r['own_data']:>8}{r['own_bss']:>8}"
               f"   code+data {own} B = {own / 1024:.1f} KiB")
         b = r["binary"]
         what = "host binary" if r["target"] == "host" else "xen kernel"
         note = "(with libc glue)" if r["target"] == "host" else f"file {r['image_bytes']} B stripped"
-        print(f"  {what:<20}{b['text']:>8}{b['data']:>8}{b['bss']:>8}   {note}")
+        print(f"  {what:<24}{b['text']:>8}{b['data']:>8}{b['bss']:>8}   {note}")
     print("\nsummary (bytes): own code+data per app; xen: stripped image file")
     cols = [(t, o) for t in args.target for o in args.opt]
     print(f"  {'app':<8}" + "".join(f"{t + ' ' + o:>12}" for t, o in cols)
