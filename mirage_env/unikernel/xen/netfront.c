@@ -235,6 +235,10 @@ int plat_net_recv(void *buf, size_t cap, uint32_t timeout_ms)
 		/* clear first, then look: an event after the look re-sets it */
 		evtchn_clear(nf.evtchn);
 		int n = nf_recv(&nf, buf, cap);
+		if (n < 0) {
+			printk("netfront: backend broke the ring protocol\n");
+			return -1;
+		}
 		if (n > 0) {
 			if (nf.rx_flags & NETRXF_csum_blank)
 				fix_csum(buf, (size_t)n);

@@ -60,6 +60,7 @@ struct netfront {
 	bool rx_in_extras; /* next slot is an extra-info descriptor */
 	bool rx_in_more;   /* next slot continues a dropped multi-slot frame */
 	uint16_t rx_flags; /* NETRXF_* of the frame nf_recv last returned */
+	bool broken; /* the backend broke the ring protocol: device is dead */
 
 	struct nf_stats st;
 };
@@ -77,7 +78,7 @@ int nf_init(struct netfront *nf, uint16_t backend_id, uint32_t evtchn,
 
 /* Queue one frame (copied) for transmission. 0 queued; NF_FULL when no
  * buffer or slot is free (call nf_tx_reap(nf, true), wait for the event,
- * retry); <0 otherwise (bad length: dropped). */
+ * retry); -1 otherwise (bad length: dropped; or the device is broken). */
 #define NF_FULL (-2)
 int nf_send(struct netfront *nf, const void *frame, size_t len);
 
@@ -88,8 +89,9 @@ int nf_send(struct netfront *nf, const void *frame, size_t len);
 unsigned int nf_tx_reap(struct netfront *nf, bool want_event);
 
 /* Take the next received frame: its length (copied into buf, truncated
- * to cap), or 0 when none is left. Returning 0 implies the final check
- * was done: the backend will notify on its next response. */
+ * to cap), or 0 when none is left, or -1 once the device is broken.
+ * Returning 0 implies the final check was done: the backend will notify
+ * on its next response. */
 int nf_recv(struct netfront *nf, void *buf, size_t cap);
 
 #endif

@@ -3,7 +3,8 @@
  *
  * Index arithmetic is RING_IDX (uint32_t) modulo 2^32 throughout; slots
  * are index & (NF_RING_SIZE - 1). Nothing the backend writes (response
- * producer, ids, offsets, sizes, flags) is trusted without a check.
+ * producer, ids, offsets, sizes, flags) is trusted without a check; a
+ * response producer past our requests marks the device broken.
  */
 #include "netfront.h"
 
@@ -64,25 +65,29 @@ int nf_init(struct netfront *nf, uint16_t backend_id, uint32_t evtchn,
 	return 0;
 }
 
-/* Responses the backend published that we may consume: never more than
- * the requests outstanding, whatever rsp_prod says. */
-static RING_IDX tx_rsp_prod(struct netfront *nf)
+/* A backend that claims more responses than we have requests outstanding
+ * has broken the protocol: the slots past our requests hold no responses.
+ * Like Linux's RING_RESPONSE_PROD_OVERFLOW check, stop using the device. */
+static bool prod_overflow(struct netfront *nf, RING_IDX prod, RING_IDX cons,
+			  RING_IDX req_prod_pvt)
 {
-	RING_IDX prod = ACCESS_ONCE(nf->tx.sring->rsp_prod);
-	rmb(); /* read rsp_prod before the responses it covers */
-	if ((RING_IDX)(prod - nf->tx.rsp_cons) >
-	    (RING_IDX)(nf->tx.req_prod_pvt - nf->tx.rsp_cons)) {
-		nf->st.bad_prod++;
-		prod = nf->tx.req_prod_pvt;
-	}
-	return prod;
+	if ((RING_IDX)(prod - cons) <= (RING_IDX)(req_prod_pvt - cons))
+		return false;
+	nf->st.bad_prod++;
+	nf->broken = true;
+	return true;
 }
 
 unsigned int nf_tx_reap(struct netfront *nf, bool want_event)
 {
 	int more;
 	do {
-		RING_IDX prod = tx_rsp_prod(nf);
+		if (nf->broken)
+			return 0;
+		RING_IDX prod = ACCESS_ONCE(nf->tx.sring->rsp_prod);
+		rmb(); /* read rsp_prod before the responses it covers */
+		if (prod_overflow(nf, prod, nf->tx.rsp_cons, nf->tx.req_prod_pvt))
+			return 0;
 		RING_IDX cons;
 		for (cons = nf->tx.rsp_cons; cons != prod; cons++) {
 			netif_tx_response_t rsp = *RING_GET_RESPONSE(&nf->tx, cons);
@@ -108,6 +113,8 @@ unsigned int nf_tx_reap(struct netfront *nf, bool want_event)
 
 int nf_send(struct netfront *nf, const void *frame, size_t len)
 {
+	if (nf->broken)
+		return -1;
 	if (len < 14 || len > NF_PAGE_SIZE) {
 		nf->st.tx_bad_len++;
 		return -1;
@@ -169,13 +176,12 @@ int nf_recv(struct netfront *nf, void *buf, size_t cap)
 	bool reposted = false;
 
 	do {
+		if (nf->broken)
+			return -1;
 		RING_IDX prod = ACCESS_ONCE(nf->rx.sring->rsp_prod);
 		rmb(); /* read rsp_prod before the responses it covers */
-		if ((RING_IDX)(prod - nf->rx.rsp_cons) >
-		    (RING_IDX)(nf->rx.req_prod_pvt - nf->rx.rsp_cons)) {
-			nf->st.bad_prod++;
-			prod = nf->rx.req_prod_pvt;
-		}
+		if (prod_overflow(nf, prod, nf->rx.rsp_cons, nf->rx.req_prod_pvt))
+			return -1;
 		while (!got && nf->rx.rsp_cons != prod) {
 			RING_IDX cons = nf->rx.rsp_cons++;
 			/* The buffer is the one WE posted at this slot (netback
