@@ -1013,6 +1013,47 @@ static void test_http_server_timeout(void)
 	CHECK(last()->flags & FIN);
 }
 
+static void test_http_server_peer_never_reads(void)
+{
+	/* A client that requests a body and then keeps its window at zero
+	 * forever (answering our probes) must not hold the connection. */
+	const char *q = "GET /big HTTP/1.1\r\nHost: h\r\n\r\n";
+	uint32_t seq = http_setup(5007);
+	int i;
+
+	feed(5007, 8080, seq, ISS + 1, ACK, 0, q, strlen(q));
+	seq += (uint32_t)strlen(q);
+	for (i = 0; i < 200 && tcp_conn_count(); i++) {
+		now += 5000;
+		tcp_timer(now);
+		feed(5007, 8080, seq, ISS + 1, ACK, 0, NULL, 0);
+	}
+	CHECK(tcp_conn_count() == 0);
+	CHECK(i < 200);
+}
+
+static void test_http_server_stuck_stream_aborted(void)
+{
+	/* Same with a body larger than the send buffer: the stream stalls
+	 * and the connection is reset after the idle timeout. */
+	static char got[4096];
+	const char *q = "GET /big HTTP/1.1\r\nHost: h\r\n\r\nGET /big HTTP/1.1\r\nHost: h\r\n\r\n";
+	uint32_t seq = http_setup(5008);
+	int i;
+
+	feed(5008, 8080, seq, ISS + 1, ACK, 1000, q, strlen(q));
+	seq += (uint32_t)strlen(q);
+	for (i = 0; i < 100 && tcp_conn_count(); i++) {
+		now += 1000;
+		tcp_timer(now);
+		feed(5008, 8080, seq, ISS + 1, ACK, 0, NULL, 0);
+	}
+	collect(5008, got, sizeof(got));
+	CHECK(tcp_conn_count() == 0);
+	CHECK(last()->flags & RST);
+	CHECK(http_stats.timeouts >= 1);
+}
+
 /* ---- Crypto ----------------------------------------------------------------- */
 
 static void hex(const uint8_t *p, size_t n, char *o)
@@ -1120,7 +1161,8 @@ static const struct {
 	T(test_http_parse_body_and_pipelining), T(test_http_pct_decode),
 	T(test_http_query_get), T(test_http_server_keepalive_pipelined),
 	T(test_http_server_close_and_errors), T(test_http_server_header_flood),
-	T(test_http_server_streams_big_body), T(test_http_server_timeout),
+	T(test_http_server_streams_big_body), T(test_http_server_timeout), T(test_http_server_peer_never_reads),
+	T(test_http_server_stuck_stream_aborted),
 	T(test_sha256_vectors), T(test_hmac_vectors), T(test_pbkdf2_vectors),
 	T(test_kv_lookup),
 };

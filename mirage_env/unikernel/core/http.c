@@ -574,6 +574,7 @@ static void on_sent(struct tcp_conn *c)
 
 	if (!hc)
 		return;
+	hc->last_active = net_now_ms();	/* the peer is reading */
 	pump(hc);
 	if (!hc->tc)
 		return;
@@ -594,7 +595,18 @@ static void on_poll(struct tcp_conn *c, uint64_t now)
 {
 	struct http_conn *hc = hc_of(c);
 
-	if (!hc || hc->close_after || hc->outlen)
+	if (!hc)
+		return;
+	if (hc->outlen) {
+		/* A body is stuck behind a peer that does not read. */
+		if (now - hc->last_active > HTTP_IDLE_TIMEOUT_MS) {
+			http_stats.timeouts++;
+			hc->tc = NULL;
+			tcp_abort(c);
+		}
+		return;
+	}
+	if (hc->close_after)
 		return;
 	if (hc->len && now - hc->req_start > HTTP_REQ_TIMEOUT_MS) {
 		http_stats.timeouts++;

@@ -566,8 +566,11 @@ static void conn_input(struct tcp_conn *c, uint32_t seq, uint32_t ack,
 			if (c->state == TCP_CLOSED)
 				return;
 		} else if (ack == c->snd_una && wnd == 0 &&
-			   c->snd_max != c->snd_una) {
-			c->retries = 0;	/* zero-window probe answered */
+			   c->snd_max != c->snd_una && c->ops) {
+			/* Zero-window probe answered: keep probing. Not for
+			 * connections the app closed, or a peer that never
+			 * reads would hold them forever. */
+			c->retries = 0;
 		}
 		if (SEQ_LT(c->snd_wl1, seq) ||
 		    (c->snd_wl1 == seq && SEQ_LEQ(c->snd_wl2, ack))) {
