@@ -609,11 +609,28 @@ static void on_poll(struct tcp_conn *c, uint64_t now)
 	if (hc->close_after)
 		return;
 	if (hc->len && now - hc->req_start > HTTP_REQ_TIMEOUT_MS) {
+		struct http_req r;
+
+		/* Still incomplete (slowloris): 408. A complete request
+		 * merely waiting for send space is the peer's slow reading,
+		 * handled by the idle check below. */
+		if (http_parse(hc->req, hc->len, HTTP_REQ_MAX, &r) == 0) {
+			http_stats.timeouts++;
+			if (tcp_send_space(c) >= HTTP_HDR_MAX + HTTP_BODY_BUF)
+				respond_error(hc, 408);
+			else
+				hc_close(hc);
+			return;
+		}
+	}
+	if (now - hc->last_active > HTTP_IDLE_TIMEOUT_MS) {
 		http_stats.timeouts++;
-		respond_error(hc, 408);
-	} else if (!hc->len && now - hc->last_active > HTTP_IDLE_TIMEOUT_MS) {
-		http_stats.timeouts++;
-		hc_close(hc);
+		if (hc->len) {
+			hc->tc = NULL;
+			tcp_abort(c);
+		} else {
+			hc_close(hc);
+		}
 	}
 }
 
