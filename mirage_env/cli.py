@@ -179,7 +179,7 @@ def unikernel() -> None:
 
 
 @unikernel.command("build")
-@click.option("--app", required=True, help="hello, ping, auth or www.")
+@click.option("--app", required=True, type=click.Choice(["hello", "ping", "auth", "www"]))
 @click.option("--target", type=click.Choice(["host", "xen"]), default="host", show_default=True)
 @click.option("--out", type=click.Path(file_okay=False, path_type=Path), default=Path("build"), show_default=True)
 @click.option("--data", type=click.Path(exists=True, file_okay=False, path_type=Path),
@@ -190,9 +190,7 @@ def unikernel_build(app: str, target: str, out: Path, data: Path | None) -> None
 
     try:
         path = builder.build(app, target=target, out_dir=out, data_dir=data)
-    except (ValueError, FileNotFoundError) as exc:
-        _fail(str(exc), EXIT_BAD_INPUT)
-    except RuntimeError as exc:
+    except builder.BuildError as exc:
         _fail(str(exc))
     click.echo(str(path))
 

@@ -1,9 +1,10 @@
 """The domU probe: boot a PV domU on br0, wait for its DHCP lease, answer from the host side.
 
-The role `domu_probe` prepares the Linux PV probe (kernel + busybox initrd + xl config); this
-boots it with `xl create`, finds its lease in dnsmasq's lease file (a fresh one: its expiry must
-come after the boot) and on its console log, pings it from the host-only namespace, then
-destroys it. Timings go to the report: they are the baseline the unikernel is compared against.
+The roles prepare the domUs (`domu_probe`: the Linux PV probe, the baseline; `unikernel`: the
+bundled unikernel); this boots one with `xl create`, finds its lease in dnsmasq's lease file (a
+fresh one: its expiry must come after the boot) and its address on its console log, pings it from
+the host-only namespace, runs the caller's extra checks while it is up (e.g. HTTP), then destroys
+it. Timings go to the report.
 """
 
 from __future__ import annotations
@@ -11,6 +12,7 @@ from __future__ import annotations
 import shlex
 import time
 from dataclasses import dataclass, field
+from typing import Callable
 
 from . import sshclient
 from .settings import Settings, lease_seconds
@@ -26,6 +28,7 @@ class ProbeResult:
     error: str | None = None
     console_tail: str = ""
     timings: dict = field(default_factory=dict)
+    extra: list = field(default_factory=list)  # (name, ok, detail) from the caller's checks
 
 
 def fresh_lease(lease_text: str, mac: str, not_before: int, lease_s: int) -> str | None:
@@ -42,7 +45,9 @@ def fresh_lease(lease_text: str, mac: str, not_before: int, lease_s: int) -> str
 
 def run_probe(target: sshclient.SshTarget, provider, settings: Settings, report,
               name: str = "mirage-probe", mac: str = "00:16:3e:6d:65:01",
-              config: str | None = None, lease_file: str = "/var/lib/misc/dnsmasq.leases") -> ProbeResult:
+              config: str | None = None, lease_file: str = "/var/lib/misc/dnsmasq.leases",
+              lease_timeout: float | None = None,
+              while_up: Callable[[str], list[tuple[str, bool, str]]] | None = None) -> ProbeResult:
     config = config or f"/etc/xen/{name}.cfg"
     console = f"/var/log/xen/console/guest-{name}.log"
     lease_s = lease_seconds(settings.network.lease_time) or 3600
@@ -63,20 +68,21 @@ def run_probe(target: sshclient.SshTarget, provider, settings: Settings, report,
         if code != 0:
             result.error = f"xl create failed: {out.strip()[-300:]}"
             return result
-        deadline = t0 + settings.probe.lease_timeout
+        lease_timeout = lease_timeout or settings.probe.lease_timeout
+        deadline = t0 + lease_timeout
         console_ip, console_part = None, ""
         while time.monotonic() < deadline:
             _, leases = sh(f"cat {lease_file} 2>/dev/null; echo ---; sudo cat {console} 2>/dev/null")
             lease_part, _, console_part = leases.partition("---")
             lease_ip = fresh_lease(lease_part, mac, started, lease_s)
-            if lease_ip and f"lease {lease_ip}" in console_part:
+            if lease_ip and lease_ip in console_part:
                 console_ip = lease_ip
                 break
             report.step(f"waiting for {name}'s DHCP lease ({time.monotonic() - t0:.0f}s)")
             time.sleep(1)
         result.console_tail = console_part.strip()[-400:]
         if console_ip is None:
-            result.error = (f"no DHCP lease for {name} ({mac}) within {settings.probe.lease_timeout}s; "
+            result.error = (f"no DHCP lease for {name} ({mac}) within {lease_timeout:.0f}s; "
                             f"see {console} and `journalctl -u dnsmasq` on the dom0")
             return result
         result.ip = console_ip
@@ -87,6 +93,12 @@ def run_probe(target: sshclient.SshTarget, provider, settings: Settings, report,
         if not result.ping_ok:
             result.error = f"{console_ip} did not answer ping from the host side: {ping.stdout[-200:]}"
             return result
+        if while_up:
+            result.extra = while_up(console_ip)
+            failed = [f"{n}: {d}" for n, ok, d in result.extra if not ok]
+            if failed:
+                result.error = "; ".join(failed)
+                return result
         result.ok = True
         return result
     finally:

@@ -225,6 +225,34 @@ class ProbeSettings(Strict):
         return mib
 
 
+class UnikernelSettings(Strict):
+    """The bundled unikernel that `verify` boots on the dom0 as the proof of the setup."""
+
+    enabled: bool = True
+    app: Literal["auth", "www", "ping"] = "auth"
+    memory: int = 8  # MiB
+    mac: str = "00:16:3e:6d:65:10"
+
+    @field_validator("memory", mode="before")
+    @classmethod
+    def _memory(cls, value: Any) -> int:
+        mib = parse_mib(value, "unikernel.memory")
+        if not 4 <= mib <= 1024:
+            raise ValueError(f"{value!r} is outside 4M–1024M. Fix: use 8M (the bundled apps boot in 4M)")
+        return mib
+
+    @field_validator("mac")
+    @classmethod
+    def _mac(cls, value: str) -> str:
+        if not re.match(r"^[0-9a-fA-F]{2}(:[0-9a-fA-F]{2}){5}$", value) or int(value[:2], 16) & 1:
+            raise ValueError(f"{value!r} is not a unicast MAC address. Fix: use one like 00:16:3e:6d:65:10")
+        return value.lower()
+
+    @property
+    def domain_name(self) -> str:
+        return f"mirage-{self.app}"
+
+
 class Settings(Strict):
     provider: Literal["auto", "qemu"] = "auto"
     name: str = "default"
@@ -232,6 +260,7 @@ class Settings(Strict):
     dom0: Dom0Settings = Dom0Settings()
     machine: MachineSettings = MachineSettings()
     probe: ProbeSettings = ProbeSettings()
+    unikernel: UnikernelSettings = UnikernelSettings()
 
     @field_validator("name")
     @classmethod
@@ -273,6 +302,11 @@ class Settings(Strict):
             "domu_probe_memory_mb": self.probe.memory,
             "domu_probe_bridge": net.bridge,
             "domu_probe_lease_timeout": self.probe.lease_timeout,
+            "unikernel_app": self.unikernel.app,
+            "unikernel_name": self.unikernel.domain_name,
+            "unikernel_memory_mb": self.unikernel.memory,
+            "unikernel_bridge": net.bridge,
+            "unikernel_mac": self.unikernel.mac,
         }
 
 
@@ -306,7 +340,8 @@ def explain(exc: ValidationError) -> list[str]:
         if err["type"] == "value_error":
             # our own messages already name the value and the fix
             for line in msg.split("\n"):
-                problems.append(line if line.startswith(("network.", "dom0.", "machine.")) else f"{where}: {line}")
+                problems.append(line if line.startswith(("network.", "dom0.", "machine.", "unikernel."))
+                                else f"{where}: {line}")
         else:
             shown = "" if isinstance(value, dict) else f" {value!r}:"
             problems.append(f"{where}:{shown} {msg}. Fix: see the settings table in README.md")

@@ -43,7 +43,12 @@ class Environment:
         with report.stage("provision"):
             inventory = write_inventory(self.state, HOST_NAME, self.provider.ssh_target(),
                                         self.provider.host_vars())
-            result = run_playbook(self.state, inventory, "site.yml", self.settings.role_vars(), report)
+            extravars = self.settings.role_vars()
+            if self.settings.unikernel.enabled:
+                from .sources import pack_unikernel_sources
+
+                extravars["unikernel_source_archive"] = str(pack_unikernel_sources(self.state))
+            result = run_playbook(self.state, inventory, "site.yml", extravars, report)
             for role, seconds in result.role_seconds.items():
                 report.measure(f"provision.{role}_s", seconds)
             reboot = [s for t, s in result.task_seconds.items() if t.endswith("Reboot into Xen")]
@@ -63,8 +68,14 @@ class Environment:
         with report.stage("checks"):
             if not run_checks(self.state, target, self.settings.role_vars(), report):
                 raise StageFailed(f"some checks failed (details: {self.state.logs / 'checks.log'})")
-        if not self.settings.probe.enabled:
-            return
+        if self.settings.probe.enabled:
+            self._linux_probe(target, report)
+        if self.settings.unikernel.enabled:
+            self._unikernel_probe(target, report)
+
+    def _linux_probe(self, target, report: Report) -> None:
+        from .probe import run_probe
+
         with report.stage("domU probe"):
             result = run_probe(target, self.provider, self.settings, report)
             report.measure("probe.xl_create_s", result.create_s)
@@ -79,3 +90,29 @@ class Environment:
             if not result.ok:
                 raise StageFailed(f"the domU probe failed: {result.error}")
             report.info(f"probe domU got {result.ip} in {result.create_to_lease_s}s and answered ping")
+
+    def _unikernel_probe(self, target, report: Report) -> None:
+        from .probe import run_probe
+        from .unikernel_probe import http_checks
+
+        uk = self.settings.unikernel
+        with report.stage("unikernel"):
+            result = run_probe(target, self.provider, self.settings, report, name=uk.domain_name,
+                               mac=uk.mac, lease_timeout=120,
+                               while_up=lambda ip: http_checks(self.provider, uk.app, ip))
+            report.measure("unikernel.xl_create_s", result.create_s)
+            report.measure("unikernel.create_to_lease_s", result.create_to_lease_s)
+            report.measure("unikernel.ip", result.ip)
+            linux = report.measurements.get("probe.create_to_lease_s")
+            if linux and result.create_to_lease_s:
+                report.measure("unikernel_vs_linux_lease_ratio", round(result.create_to_lease_s / linux, 3))
+            report.check(f"unikernel: {uk.app} got a DHCP lease on the bridge", result.ip is not None,
+                         result.error or "")
+            if result.ip:
+                report.check(f"unikernel: {uk.app} answers ping from the host-only network", result.ping_ok,
+                             "" if result.ping_ok else (result.error or ""))
+            for name, ok, detail in result.extra:
+                report.check(f"unikernel: {name}", ok, detail)
+            if not result.ok:
+                raise StageFailed(f"the unikernel {uk.domain_name} failed: {result.error}")
+            report.info(f"unikernel {uk.app} got {result.ip} in {result.create_to_lease_s}s and answered")

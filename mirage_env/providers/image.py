@@ -25,7 +25,7 @@ RECIPE_VERSION = 3  # bump when the build steps change in a way the recipe field
 
 BASE_PACKAGES = (
     "systemd-sysv", "udev", "kmod", "ifupdown", "isc-dhcp-client", "iproute2", "iputils-ping",
-    "openssh-server", "python3", "python3-apt", "sudo", "procps", "netbase", "ca-certificates",
+    "openssh-server", "python3", "python3-apt", "sudo", "procps", "netbase", "ca-certificates", "dbus",
     "linux-image-amd64", "grub-pc",
 )
 

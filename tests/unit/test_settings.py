@@ -87,3 +87,13 @@ def test_overrides_apply_and_validate(tmp_path):
     assert s.dom0.memory == 768
     with pytest.raises(SettingsError):
         load_settings(None, {"network.bridge": "bad name"})
+
+
+@pytest.mark.parametrize("text, field, fix", [
+    ("unikernel: {memory: 2M}", "unikernel.memory", "8M"),
+    ("unikernel: {mac: '01:16:3e:00:00:01'}", "unikernel.mac", "unicast"),
+    ("unikernel: {app: doom}", "unikernel.app", "Fix:"),
+])
+def test_bad_unikernel_settings(tmp_path, text, field, fix):
+    message = refused(tmp_path, text)
+    assert field in message and fix in message, message

@@ -90,7 +90,8 @@ int netfront_init(void)
 {
 	static bool tried;
 	char backend[128], path[200], buf[32];
-	uint64_t deadline = xen_time_ns() + HANDSHAKE_TIMEOUT_NS;
+	uint64_t t0 = xen_time_ns();
+	uint64_t deadline = t0 + HANDSHAKE_TIMEOUT_NS;
 
 	if (tried)
 		return nf_up ? 0 : -1;
@@ -114,6 +115,7 @@ int netfront_init(void)
 		return -1;
 	}
 
+	uint64_t t_ready = xen_time_ns();
 	uint8_t *pages = NULL;
 	for (int i = 0; i < NF_PAGES; i++) {
 		/* the bump allocator hands out consecutive pages */
@@ -149,8 +151,9 @@ int netfront_init(void)
 		printk("netfront: backend did not connect (state %ld)\n", -st);
 		return -1;
 	}
-	printk("netfront: connected to backend domain %ld, event channel %u\n",
-	       bid, port);
+	printk("netfront: connected to backend domain %ld, event channel %u, handshake %lu ms (backend ready after %lu ms)\n",
+	       bid, port, (unsigned long)((xen_time_ns() - t0) / 1000000),
+	       (unsigned long)((t_ready - t0) / 1000000));
 	nf_up = true;
 	return 0;
 }

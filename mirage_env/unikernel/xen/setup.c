@@ -6,7 +6,8 @@
  *   boot.S _start -> start_kernel(start_info) -> app_main() -> plat_exit(0)
  *
  * Kernel command line (xl config `extra="..."`): "ip=A.B.C.D/N gw=A.B.C.D"
- * gives a static address; without ip= the stack runs DHCP.
+ * gives a static address; without ip= the stack runs DHCP. "ts" prefixes
+ * console lines with the seconds since boot.
  */
 #include "../core/app.h"
 #include "../core/platform.h"
@@ -39,9 +40,36 @@ uint64_t plat_now_ms(void)
 	return xen_time_ns() / 1000000ULL;
 }
 
+/* Kernel command line "ts": prefix console lines with [seconds since
+ * boot] (for timing the boot from the console log). */
+static bool console_ts;
+static uint64_t boot_ns;
+
 void plat_console_write(const char *s, size_t n)
 {
-	console_write(s, n);
+	static bool at_line_start = true;
+	if (!console_ts) {
+		console_write(s, n);
+		return;
+	}
+	while (n > 0) {
+		if (at_line_start) {
+			char ts[24];
+			uint64_t ms = (xen_time_ns() - boot_ns) / 1000000ULL;
+			int k = fmt(ts, sizeof(ts), "[%4lu.%03lu] ",
+				    (unsigned long)(ms / 1000), (unsigned long)(ms % 1000));
+			console_write(ts, (size_t)k);
+		}
+		size_t k = 0;
+		while (k < n && s[k] != '\n')
+			k++;
+		if (k < n)
+			k++; /* include the newline */
+		console_write(s, k);
+		at_line_start = s[k - 1] == '\n';
+		s += k;
+		n -= k;
+	}
 }
 
 void plat_mac(uint8_t mac[6])
@@ -144,6 +172,8 @@ static void parse_cmdline(const char *c)
 				printk("cmdline: bad ip= ignored\n");
 			}
 			c = end;
+		} else if (!strncmp(c, "ts", 2) && (c[2] == ' ' || !c[2])) {
+			console_ts = true;
 		} else if (!strncmp(c, "gw=", 3) && parse_ip(c + 3, &ip, &end) == 0 &&
 			   (*end == ' ' || !*end)) {
 			netcfg.gw = ip;
@@ -152,6 +182,14 @@ static void parse_cmdline(const char *c)
 		while (*c && *c != ' ')
 			c++;
 	}
+}
+
+static const char *domain_name(void)
+{
+	static char name[64];
+	if (xs_read("name", name, sizeof(name)) <= 0)
+		return "?";
+	return name;
 }
 
 __attribute__((noreturn, used)) void start_kernel(start_info_t *si)
@@ -168,6 +206,7 @@ __attribute__((noreturn, used)) void start_kernel(start_info_t *si)
 	/* no upcalls: we poll event channels (evtchn.c) */
 	ACCESS_ONCE(shared_info->vcpu_info[0].evtchn_upcall_mask) = 1;
 
+	boot_ns = xen_time_ns();
 	traps_init();
 	console_init();
 	mm_init();
@@ -182,8 +221,8 @@ __attribute__((noreturn, used)) void start_kernel(start_info_t *si)
 	}
 	parse_cmdline((const char *)start_info.cmd_line);
 
-	printk("mirage-env unikernel: app %s, xen platform, %lu pages (%lu free)\n",
-	       app_name, start_info.nr_pages, mm_free_pages());
+	printk("mirage-env unikernel: app %s, xen platform, %lu pages (%lu free), domain %s\n",
+	       app_name, start_info.nr_pages, mm_free_pages(), domain_name());
 	app_main();
 	printk("%s: exit\n", app_name);
 	plat_exit(0);
