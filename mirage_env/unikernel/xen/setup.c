@@ -7,7 +7,9 @@
  *
  * Kernel command line (xl config `extra="..."`): "ip=A.B.C.D/N gw=A.B.C.D"
  * gives a static address; without ip= the stack runs DHCP. "ts" prefixes
- * console lines with the seconds since boot.
+ * console lines with the seconds since boot. "selftest=null" and
+ * "selftest=ud" fault on purpose before the app starts (to see the fault
+ * report on the console).
  */
 #include "../core/app.h"
 #include "../core/platform.h"
@@ -43,6 +45,7 @@ uint64_t plat_now_ms(void)
 /* Kernel command line "ts": prefix console lines with [seconds since
  * boot] (for timing the boot from the console log). */
 static bool console_ts;
+static const char *selftest; /* "null" or "ud": fault on purpose (tests) */
 static uint64_t boot_ns;
 
 void plat_console_write(const char *s, size_t n)
@@ -174,6 +177,8 @@ static void parse_cmdline(const char *c)
 			c = end;
 		} else if (!strncmp(c, "ts", 2) && (c[2] == ' ' || !c[2])) {
 			console_ts = true;
+		} else if (!strncmp(c, "selftest=", 9)) {
+			selftest = c + 9;
 		} else if (!strncmp(c, "gw=", 3) && parse_ip(c + 3, &ip, &end) == 0 &&
 			   (*end == ' ' || !*end)) {
 			netcfg.gw = ip;
@@ -208,6 +213,10 @@ __attribute__((noreturn, used)) void start_kernel(start_info_t *si)
 
 	boot_ns = xen_time_ns();
 	traps_init();
+	/* unmap page 0 (entry code and notes only, see xen.lds): NULL
+	 * pointer accesses now fault and get reported */
+	if (HYPERVISOR_update_va_mapping(0, 0, UVMF_INVLPG) != 0)
+		xen_crash("cannot unmap page 0");
 	console_init();
 	mm_init();
 	xs_init();
@@ -223,6 +232,13 @@ __attribute__((noreturn, used)) void start_kernel(start_info_t *si)
 
 	printk("mirage-env unikernel: app %s, xen platform, %lu pages (%lu free), domain %s\n",
 	       app_name, start_info.nr_pages, mm_free_pages(), domain_name());
+	if (selftest && !strncmp(selftest, "null", 4)) {
+		printk("selftest: reading address 0\n");
+		printk("read %d\n", *(volatile int *)0);
+	} else if (selftest && !strncmp(selftest, "ud", 2)) {
+		printk("selftest: invalid opcode\n");
+		__asm__ __volatile__("ud2");
+	}
 	app_main();
 	printk("%s: exit\n", app_name);
 	plat_exit(0);
