@@ -184,8 +184,8 @@ int plat_net_send(const void *frame, size_t len)
 	for (;;) {
 		evtchn_clear(nf.evtchn);
 		int r = nf_send(&nf, frame, len);
-		if (r != NF_FULL)
-			return r;
+		if (r != NF_FULL || nf.broken)
+			return r == NF_FULL ? -1 : r;
 		/* ring full: ask for a TX completion event, wait <= 50 ms */
 		if (nf_tx_reap(&nf, true) > 0)
 			continue;
