@@ -35,7 +35,7 @@ class SettingsError(Exception):
         return "\n".join(lines)
 
 
-def parse_mib(value: Any, field: str) -> int:
+def parse_mib(value: Any) -> int:
     """'512M', '2G', '2048' (MiB), 512 → MiB as an int."""
     if isinstance(value, bool):
         raise ValueError(f"{value!r} is not a size. Fix: write it like 512M or 2G")
@@ -49,6 +49,13 @@ def parse_mib(value: Any, field: str) -> int:
     if mib != int(mib):
         raise ValueError(f"{value!r} is not a whole number of MiB. Fix: write it like 512M")
     return int(mib)
+
+
+def mib_within(value: Any, low: int, high: int, fix: str) -> int:
+    mib = parse_mib(value)
+    if not low <= mib <= high:
+        raise ValueError(f"{value!r} is outside {low}M–{high}M. Fix: {fix}")
+    return mib
 
 
 def check_ifname(value: str) -> str:
@@ -172,11 +179,8 @@ class MachineSettings(Strict):
     @field_validator("memory", mode="before")
     @classmethod
     def _memory(cls, value: Any) -> int:
-        mib = parse_mib(value, "machine.memory")
-        if not 1024 <= mib <= 16384:
-            raise ValueError(f"{value!r} is outside 1G–16G. Fix: give the machine between 1G and 16G "
-                             "(2G is enough for a dom0 and a few domUs)")
-        return mib
+        return mib_within(value, 1024, 16384, "give the machine between 1G and 16G "
+                                              "(2G is enough for a dom0 and a few domUs)")
 
     @field_validator("cpus")
     @classmethod
@@ -201,7 +205,7 @@ class Dom0Settings(Strict):
     @field_validator("memory", mode="before")
     @classmethod
     def _memory(cls, value: Any) -> int:
-        mib = parse_mib(value, "dom0.memory")
+        mib = parse_mib(value)
         if mib < 256:
             raise ValueError(f"{value!r} is too little for a dom0. Fix: use 256M or more (512M is the default)")
         if mib > 1024 * 1024:
@@ -219,7 +223,7 @@ class ProbeSettings(Strict):
     @field_validator("memory", mode="before")
     @classmethod
     def _memory(cls, value: Any) -> int:
-        mib = parse_mib(value, "probe.memory")
+        mib = parse_mib(value)
         if mib < 84:
             raise ValueError(f"{value!r} is below the 84M a Debian kernel needs as a PV domU. Fix: use 128M")
         return mib
@@ -236,10 +240,7 @@ class UnikernelSettings(Strict):
     @field_validator("memory", mode="before")
     @classmethod
     def _memory(cls, value: Any) -> int:
-        mib = parse_mib(value, "unikernel.memory")
-        if not 4 <= mib <= 1024:
-            raise ValueError(f"{value!r} is outside 4M–1024M. Fix: use 8M (the bundled apps boot in 4M)")
-        return mib
+        return mib_within(value, 4, 1024, "use 8M (the bundled apps boot in 4M)")
 
     @field_validator("mac")
     @classmethod
