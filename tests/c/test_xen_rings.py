@@ -2,6 +2,7 @@
 against a simulated netback sharing the same ring and buffer pages (tests/c/xen_rings.c): full
 rings, index wrap-around near 2^32, batched responses, a backend slower than the frontend,
 notification suppression counted in both directions, a hostile backend. ASan/UBSan on.
+The xenstore client likewise, against a simulated xenstored (tests/c/xen_xenstore.c).
 
 Plus checks of the Xen build itself: every app links as a PV kernel with the Xen ELF notes the
 domain builder needs, and auth stays within its 64 KiB budget."""
@@ -56,6 +57,21 @@ def test_rings_against_simulated_backend(clang, tmp_path):
     assert len(runs) == 4, res.stdout
     assert any(int(i, 16) > 0xFFFFF000 for i, *_ in runs)
     assert all(int(full) > 0 for _, slow, _, full in runs if slow != "0")
+
+
+def test_xenstore_client_against_simulated_daemon(clang, tmp_path):
+    """xen/xenstore.c against a simulated xenstored on the same ring page: round trips across the
+    2^32 index wrap, requests bigger than the ring, replies byte by byte, stale replies and watch
+    events skipped, and hostile or dead daemons (oversized lengths, corrupt indices, silence)
+    ending in an error after the timeout, never an overrun or a hang."""
+    exe = tmp_path / "xen_xenstore"
+    srcs = [HERE / "xen_xenstore.c", XEN / "xenstore.c"]
+    cmd = [clang, *CFLAGS, *SAN, f"-I{XEN}", f"-I{UNIKERNEL / 'core'}", "-o", str(exe), *map(str, srcs)]
+    res = subprocess.run(cmd, capture_output=True, text=True)
+    assert res.returncode == 0, res.stderr
+    res = subprocess.run([str(exe)], capture_output=True, text=True, timeout=120)
+    assert res.returncode == 0, res.stdout + res.stderr
+    assert re.search(r"^\d+ checks, 0 failures$", res.stdout, re.M), res.stdout
 
 
 def elf_notes(readelf: str, image: Path) -> str:
