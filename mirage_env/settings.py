@@ -234,7 +234,7 @@ class UnikernelSettings(Strict):
 
     enabled: bool = True
     app: Literal["auth", "www", "ping"] = "auth"
-    memory: int = 8  # MiB
+    memory: int = 4  # MiB: the measured minimum of a PV guest on Xen 4.17
     mac: str = "00:16:3e:6d:65:10"
 
     @field_validator("memory", mode="before")

@@ -61,17 +61,24 @@ class Environment:
             report.info(f"provisioned: changed={result.changed} failed={result.failed}")
 
     def verify(self, report: Report) -> None:
-        from .probe import run_probe
         from .verify import run_checks
 
         target = self.provider.ssh_target()
+        failed: list[str] = []
         with report.stage("checks"):
-            if not run_checks(self.state, target, self.settings.role_vars(), report):
-                raise StageFailed(f"some checks failed (details: {self.state.logs / 'checks.log'})")
-        if self.settings.probe.enabled:
-            self._linux_probe(target, report)
-        if self.settings.unikernel.enabled:
-            self._unikernel_probe(target, report)
+            checks_ok = run_checks(self.state, target, self.settings.role_vars(), report)
+        if not checks_ok:
+            failed.append(f"some checks failed (details: {self.state.logs / 'checks.log'})")
+        # the probes run even when a check failed: the whole picture helps more than the first fault
+        for enabled, probe in ((self.settings.probe.enabled, self._linux_probe),
+                               (self.settings.unikernel.enabled, self._unikernel_probe)):
+            if enabled:
+                try:
+                    probe(target, report)
+                except StageFailed as exc:
+                    failed.append(str(exc))
+        if failed:
+            raise StageFailed("; ".join(failed))
 
     def _linux_probe(self, target, report: Report) -> None:
         from .probe import run_probe
