@@ -20,7 +20,8 @@ from pathlib import Path
 from . import appdata
 
 SRC_DIR = Path(__file__).resolve().parent
-APPS = ("hello", "ping", "auth", "www")
+APPS = ("hello", "ping", "auth", "www", "echo")
+XEN_ONLY_APPS = ("echo",)  # vchan to dom0: no host build
 TARGETS = ("host", "xen")  # host: a process on a TAP; xen: a PV kernel
 
 
@@ -46,6 +47,8 @@ def build(
         raise BuildError(f"unknown app {app!r}: choose one of {', '.join(APPS)}")
     if target not in TARGETS:
         raise BuildError(f"unknown target {target!r}: choose one of {', '.join(TARGETS)}")
+    if app in XEN_ONLY_APPS and target != "xen":
+        raise BuildError(f"app {app!r} is a Xen-only app (it serves a vchan to dom0): use --target xen")
     if sanitize and target != "host":
         raise BuildError("sanitize=True needs target 'host'")
     if shutil.which(make) is None:
