@@ -15,6 +15,7 @@
  */
 #define _GNU_SOURCE
 #include <errno.h>
+#include <sched.h>
 #include <libxenvchan.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -139,8 +140,25 @@ static char expected_upper(char ch)
 	return ch >= 'a' && ch <= 'z' ? (char)(ch - 'a' + 'A') : ch;
 }
 
+/* Stay on the CPU we run on: Linux's pvclock keeps CLOCK_MONOTONIC
+ * monotonic across vCPUs by clamping to the last value read, so with
+ * skewed vCPU clocks (seen under TCG) a migrating timer reads round
+ * trips of 0 us next to inflated ones. */
+static void pin_to_this_cpu(void)
+{
+	int cpu = sched_getcpu();
+	cpu_set_t set;
+	if (cpu < 0)
+		return;
+	CPU_ZERO(&set);
+	CPU_SET(cpu, &set);
+	if (sched_setaffinity(0, sizeof(set), &set) != 0)
+		perror("vchan-client: sched_setaffinity");
+}
+
 static int bench(struct libxenvchan *c, long total)
 {
+	pin_to_this_cpu();
 	/* lines of 1024 bytes: 1023 lower-case letters and '\n' */
 	char *out = malloc((size_t)total), *in = malloc((size_t)total);
 	if (!out || !in)

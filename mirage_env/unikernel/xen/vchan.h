@@ -62,6 +62,7 @@ struct vchan_shared {
 #define VCHAN_MIN_ORDER 10
 #define VCHAN_MAX_ORDER 17 /* 128 KiB per ring */
 #define VCHAN_MAX_RING_PAGES (1u << (VCHAN_MAX_ORDER - 12))
+#define VCHAN_MAX_GRANTS (2 * VCHAN_MAX_RING_PAGES)
 
 struct vchan_ring {
 	uint8_t *pages[VCHAN_MAX_RING_PAGES]; /* order < 12: pages[0] only */
@@ -82,6 +83,8 @@ struct vchan {
 	struct vchan_ring wr; /* right: we write, client reads */
 	uint32_t rd_cons;     /* our copy of left.cons */
 	uint32_t wr_prod;     /* our copy of right.prod */
+	uint32_t grefs[VCHAN_MAX_GRANTS]; /* left's, then right's */
+	uint32_t ngrefs;
 	uint32_t evtchn;
 	bool broken;          /* client wrote an impossible index */
 	struct vchan_stats st;
@@ -101,7 +104,8 @@ int vchan_setup(struct vchan *v, void *ctrl, unsigned left_order,
 		const uint32_t *left_grefs, uint8_t *const *right_pages,
 		const uint32_t *right_grefs);
 
-/* Fresh indexes and flags for the next client: cli_live = 2 (waiting). */
+/* Fresh indexes and flags for the next client, orders and grant list
+ * rewritten from our copies: cli_live = 2 (waiting). */
 void vchan_reset(struct vchan *v);
 
 /* The client's cli_live byte: 2 waiting, 1 connected, 0 gone (any other

@@ -108,13 +108,14 @@ int vchan_setup(struct vchan *v, void *ctrl, unsigned left_order,
 		return -1;
 	if ((nl && !left_grefs) || (nr && !right_grefs))
 		return -1;
+	if (nl + nr > VCHAN_MAX_GRANTS)
+		return -1;
 	v->sh = ctrl;
 	for (uint32_t i = 0; i < nl; i++)
-		v->sh->grants[i] = left_grefs[i];
+		v->grefs[i] = left_grefs[i];
 	for (uint32_t i = 0; i < nr; i++)
-		v->sh->grants[nl + i] = right_grefs[i];
-	v->sh->left_order = (uint16_t)left_order;
-	v->sh->right_order = (uint16_t)right_order;
+		v->grefs[nl + i] = right_grefs[i];
+	v->ngrefs = nl + nr;
 	vchan_reset(v);
 	return 0;
 }
@@ -125,6 +126,12 @@ void vchan_reset(struct vchan *v)
 	v->rd_cons = v->wr_prod = 0;
 	v->broken = false;
 	v->st.resets++;
+	/* orders and grant list from our copies: a client may have
+	 * scribbled over them, the next one must find them intact */
+	ACCESS_ONCE(sh->left_order) = v->rd.order;
+	ACCESS_ONCE(sh->right_order) = v->wr.order;
+	for (uint32_t i = 0; i < v->ngrefs; i++)
+		ACCESS_ONCE(sh->grants[i]) = v->grefs[i];
 	ACCESS_ONCE(sh->left.cons) = 0;
 	ACCESS_ONCE(sh->left.prod) = 0;
 	ACCESS_ONCE(sh->right.cons) = 0;
