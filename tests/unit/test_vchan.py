@@ -1,0 +1,46 @@
+"""mirage_env.vchan's input checks: bad text, ids, names and paths are refused before anything
+runs on the dom0 (ssh=None would fail loudly if they were not). The dom0 round trip itself runs in
+benchmarks/vchan_echo.py and the e2e test against Xen's real libxenvchan."""
+
+from __future__ import annotations
+
+import pytest
+
+from mirage_env import vchan
+
+
+@pytest.mark.parametrize("text", ["two\nlines", "cr\r", "nul\0", "x" * (vchan.MAX_TEXT + 1)])
+def test_send_refuses_text_that_is_not_one_line(text):
+    with pytest.raises(vchan.VchanError):
+        vchan.vchan_send(None, 5, text)
+
+
+@pytest.mark.parametrize("dom", [0, -1, 0x7FF0, "0", "bad name", "-x", "a;b", "$(id)"])
+def test_bad_domains_are_refused_before_ssh(dom):
+    with pytest.raises(vchan.VchanError):
+        vchan.resolve_domid(None, dom)
+
+
+def test_numeric_domains_need_no_ssh():
+    assert vchan.resolve_domid(None, 7) == 7
+    assert vchan.resolve_domid(None, "12") == 12
+
+
+@pytest.mark.parametrize("path", ["relative/path", "/a b", "/x/../y", "/" + "a" * 40, "/a;rm"])
+def test_bad_paths_are_refused(path):
+    with pytest.raises(vchan.VchanError):
+        vchan._path_for(5, path)
+
+
+def test_default_path_is_the_servers_data_vchan():
+    assert vchan._path_for(5, None) == "/local/domain/5/data/vchan"
+
+
+def test_remote_client_path_follows_the_source():
+    p = vchan.remote_client_path()
+    assert p.startswith(vchan.REMOTE_DIR + "/vchan-client-") and len(p.rsplit("-", 1)[1]) == 12
+
+
+def test_bench_size_is_bounded():
+    with pytest.raises(vchan.VchanError):
+        vchan.vchan_bench(None, 5, 0)
