@@ -174,7 +174,8 @@ def down(ctx: click.Context, destroy: bool) -> None:
 
 
 @cli.group()
-def unikernel() -> None:
+@click.pass_context
+def unikernel(ctx: click.Context) -> None:
     """The bundled unikernel toolchain."""
 
 
@@ -193,6 +194,99 @@ def unikernel_build(app: str, target: str, out: Path, data: Path | None) -> None
     except builder.BuildError as exc:
         _fail(str(exc))
     click.echo(str(path))
+
+
+def _dom0_shell(ctx: click.Context):
+    """(environment, sh) with `sh(command) -> (code, output)` over one SSH connection to the dom0."""
+    from . import sshclient
+    from .providers import ProviderError
+
+    env = _open_env(ctx)
+    try:
+        client = sshclient.connect(env.provider.ssh_target())
+    except ProviderError as exc:
+        _fail(str(exc))
+    except OSError as exc:
+        _fail(f"cannot reach the dom0 over SSH ({exc}). Fix: `mirage-env up`")
+    ctx.call_on_close(client.close)
+    return env, lambda command, timeout=300: sshclient.run(client, command, timeout=timeout)
+
+
+@unikernel.command("run")
+@click.option("--app", type=click.Choice(["auth", "www", "ping"]), default="auth", show_default=True)
+@click.option("--name", help="Domain name (default mirage-APP).")
+@click.option("--memory", type=click.IntRange(4, 1024), default=4, show_default=True, help="MiB.")
+@click.pass_context
+def unikernel_run(ctx: click.Context, app: str, name: str | None, memory: int) -> None:
+    """Build APP on the dom0, boot it on the bridge and wait for its DHCP lease."""
+    from .domus import DomUError, run_app
+    from .report import Report
+    from .settings import lease_seconds
+    from .unikernel.xlconfig import XlConfigError
+
+    env, sh = _dom0_shell(ctx)
+    name = name or f"mirage-{app}"
+    report = Report("unikernel run")
+    try:
+        with report.stage(f"run {name}"):
+            booted = run_app(sh, app, name, memory, env.settings.network.bridge,
+                             lease_seconds(env.settings.network.lease_time) or 3600, report)
+    except (DomUError, XlConfigError) as exc:
+        _fail(str(exc))
+    if booted.error:
+        _fail(f"{booted.error}\n{booted.console_tail}")
+    ns = env.provider.status().get("host_only_namespace")
+    click.echo(f"{name} is up at {booted.ip} (xl create → lease {booted.create_to_lease_s}s)")
+    port = {"auth": ":8088/?user=alice&password=wonderland", "www": "/"}.get(app)
+    if ns and port:
+        click.echo(f"try: ip netns exec {ns} curl 'http://{booted.ip}{port}'")
+    click.echo(f"console: mirage-env unikernel logs {name}; stop: mirage-env unikernel stop {name}")
+
+
+@unikernel.command("list")
+@click.option("--json", "as_json", is_flag=True)
+@click.pass_context
+def unikernel_list(ctx: click.Context, as_json: bool) -> None:
+    """The running domUs with their MACs and leased addresses."""
+    from .domus import list_domus
+
+    _, sh = _dom0_shell(ctx)
+    domus = list_domus(sh)
+    if as_json:
+        click.echo(json.dumps([vars(d) for d in domus], indent=2))
+        return
+    click.echo(f"{'name':<24} {'id':>4} {'MiB':>6} {'state':<8} {'mac':<18} ip")
+    for d in domus:
+        click.echo(f"{d.name:<24} {d.domid:>4} {d.memory_mb:>6} {d.state:<8} {d.mac or '-':<18} {d.ip or '-'}")
+
+
+@unikernel.command("logs")
+@click.argument("name")
+@click.pass_context
+def unikernel_logs(ctx: click.Context, name: str) -> None:
+    """Print a domU's console log."""
+    from .domus import DomUError, logs
+
+    _, sh = _dom0_shell(ctx)
+    try:
+        click.echo(logs(sh, name), nl=False)
+    except DomUError as exc:
+        _fail(str(exc))
+
+
+@unikernel.command("stop")
+@click.argument("name")
+@click.pass_context
+def unikernel_stop(ctx: click.Context, name: str) -> None:
+    """Destroy a domU."""
+    from .domus import DomUError, stop
+
+    _, sh = _dom0_shell(ctx)
+    try:
+        stop(sh, name)
+    except DomUError as exc:
+        _fail(str(exc))
+    click.echo(f"{name} stopped")
 
 
 def main() -> None:

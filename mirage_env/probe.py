@@ -43,14 +43,56 @@ def fresh_lease(lease_text: str, mac: str, not_before: int, lease_s: int) -> str
     return None
 
 
+LEASE_FILE = "/var/lib/misc/dnsmasq.leases"
+
+
+def console_log(name: str) -> str:
+    return f"/var/log/xen/console/guest-{name}.log"
+
+
+@dataclass
+class Booted:
+    ip: str | None
+    create_s: float | None
+    create_to_lease_s: float | None
+    console_tail: str
+    error: str | None
+
+
+def boot_and_wait_for_lease(sh: Callable[..., tuple[int, str]], name: str, mac: str, config: str,
+                            lease_s: int, timeout: float, report,
+                            lease_file: str = LEASE_FILE) -> Booted:
+    """`xl create` a domU (replacing one of the same name) and wait until dnsmasq has granted its
+    MAC a fresh lease and the domU's console shows that address."""
+    console = console_log(name)
+    sh(f"sudo xl destroy {shlex.quote(name)} 2>/dev/null; sudo rm -f {console}")
+    _, now = sh("date +%s")
+    started = int(now.strip())
+    report.step(f"xl create {config}")
+    t0 = time.monotonic()
+    code, out = sh(f"sudo xl create {shlex.quote(config)}")
+    create_s = round(time.monotonic() - t0, 1)
+    if code != 0:
+        return Booted(None, create_s, None, "", f"xl create failed: {out.strip()[-300:]}")
+    console_part = ""
+    while time.monotonic() < t0 + timeout:
+        _, both = sh(f"cat {lease_file} 2>/dev/null; echo ---; sudo cat {console} 2>/dev/null")
+        lease_part, _, console_part = both.partition("---")
+        ip = fresh_lease(lease_part, mac, started, lease_s)
+        if ip and ip in console_part:
+            return Booted(ip, create_s, round(time.monotonic() - t0, 1), console_part.strip()[-400:], None)
+        report.step(f"waiting for {name}'s DHCP lease ({time.monotonic() - t0:.0f}s)")
+        time.sleep(1)
+    return Booted(None, create_s, None, console_part.strip()[-400:],
+                  f"no DHCP lease for {name} ({mac}) within {timeout:.0f}s; "
+                  f"see {console} and `journalctl -u dnsmasq` on the dom0")
+
+
 def run_probe(target: sshclient.SshTarget, provider, settings: Settings, report,
               name: str = "mirage-probe", mac: str = "00:16:3e:6d:65:01",
-              config: str | None = None, lease_file: str = "/var/lib/misc/dnsmasq.leases",
-              lease_timeout: float | None = None,
+              config: str | None = None, lease_timeout: float | None = None,
               while_up: Callable[[str], list[tuple[str, bool, str]]] | None = None) -> ProbeResult:
-    config = config or f"/etc/xen/{name}.cfg"
-    console = f"/var/log/xen/console/guest-{name}.log"
-    lease_s = lease_seconds(settings.network.lease_time) or 3600
+    """Boot → lease → ping from the host side → the caller's checks → destroy."""
     client = sshclient.connect(target)
     result = ProbeResult(ok=False)
 
@@ -58,43 +100,22 @@ def run_probe(target: sshclient.SshTarget, provider, settings: Settings, report,
         return sshclient.run(client, command, timeout=timeout)
 
     try:
-        sh(f"sudo xl destroy {shlex.quote(name)} 2>/dev/null; sudo rm -f {console}")
-        _, now = sh("date +%s")
-        started = int(now.strip())
-        report.step(f"xl create {config}")
-        t0 = time.monotonic()
-        code, out = sh(f"sudo xl create {shlex.quote(config)}")
-        result.create_s = round(time.monotonic() - t0, 1)
-        if code != 0:
-            result.error = f"xl create failed: {out.strip()[-300:]}"
+        booted = boot_and_wait_for_lease(sh, name, mac, config or f"/etc/xen/{name}.cfg",
+                                         lease_seconds(settings.network.lease_time) or 3600,
+                                         lease_timeout or settings.probe.lease_timeout, report)
+        result.ip, result.create_s = booted.ip, booted.create_s
+        result.create_to_lease_s, result.console_tail = booted.create_to_lease_s, booted.console_tail
+        if booted.error:
+            result.error = booted.error
             return result
-        lease_timeout = lease_timeout or settings.probe.lease_timeout
-        deadline = t0 + lease_timeout
-        console_ip, console_part = None, ""
-        while time.monotonic() < deadline:
-            _, leases = sh(f"cat {lease_file} 2>/dev/null; echo ---; sudo cat {console} 2>/dev/null")
-            lease_part, _, console_part = leases.partition("---")
-            lease_ip = fresh_lease(lease_part, mac, started, lease_s)
-            if lease_ip and lease_ip in console_part:
-                console_ip = lease_ip
-                break
-            report.step(f"waiting for {name}'s DHCP lease ({time.monotonic() - t0:.0f}s)")
-            time.sleep(1)
-        result.console_tail = console_part.strip()[-400:]
-        if console_ip is None:
-            result.error = (f"no DHCP lease for {name} ({mac}) within {lease_timeout:.0f}s; "
-                            f"see {console} and `journalctl -u dnsmasq` on the dom0")
-            return result
-        result.ip = console_ip
-        result.create_to_lease_s = round(time.monotonic() - t0, 1)
-        report.step(f"{name} has {console_ip}: pinging it from the host side")
-        ping = provider.host_exec("ping", "-c", "3", "-W", "2", console_ip, timeout=30)
+        report.step(f"{name} has {booted.ip}: pinging it from the host side")
+        ping = provider.host_exec("ping", "-c", "3", "-W", "2", booted.ip, timeout=30)
         result.ping_ok = ping.returncode == 0
         if not result.ping_ok:
-            result.error = f"{console_ip} did not answer ping from the host side: {ping.stdout[-200:]}"
+            result.error = f"{booted.ip} did not answer ping from the host side: {ping.stdout[-200:]}"
             return result
         if while_up:
-            result.extra = while_up(console_ip)
+            result.extra = while_up(booted.ip)
             failed = [f"{n}: {d}" for n, ok, d in result.extra if not ok]
             if failed:
                 result.error = "; ".join(failed)

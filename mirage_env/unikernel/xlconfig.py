@@ -15,6 +15,7 @@ import re
 # (/var/log/xen/console/guest-NAME.log) and in shell commands.
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
 _BRIDGE = re.compile(r"^[A-Za-z0-9_.-]{1,15}$")  # Linux IFNAMSIZ - 1
+_CMDWORD = re.compile(r"^[A-Za-z0-9_.=/:-]{1,128}$")
 _MAC = re.compile(r"^[0-9a-fA-F]{2}(:[0-9a-fA-F]{2}){5}$")
 MIN_MEMORY_MB = 4  # the smallest the bundled auth app boots and serves in (measured)
 MAX_MEMORY_MB = 1 << 20
@@ -39,13 +40,15 @@ def render_xl_config(
     mac: str | None = None,
     ip: str | None = None,
     gateway: str | None = None,
+    cmdline: tuple[str, ...] | list[str] = (),
 ) -> str:
     """Return the xl config text of a unikernel domU.
 
     ``mac`` fixes the vif's MAC (unicast, e.g. ``00:16:3e:..``); without it
     the toolstack picks a random one in 00:16:3e. ``ip`` ("A.B.C.D/N") and
     ``gateway`` give the unikernel a static address through its command line
-    (``extra``); without ``ip`` it asks DHCP.
+    (``extra``); without ``ip`` it asks DHCP. ``cmdline`` adds kernel command line words
+    (e.g. ``["echo=tcp"]``, ``["vchan_order=16"]``, ``["ts"]``).
     """
     if not _NAME.match(name or ""):
         raise XlConfigError(f"name {name!r}: use letters, digits, '_', '.', '-' (max 64, no leading punctuation)")
@@ -85,6 +88,10 @@ def render_xl_config(
             extra.append(f"gw={gw}")
     elif gateway is not None:
         raise XlConfigError("gateway needs ip (with DHCP the server gives the router)")
+    for word in cmdline:
+        if not isinstance(word, str) or not _CMDWORD.match(word):
+            raise XlConfigError(f"cmdline word {word!r}: letters, digits and '_.=/:-' only, no spaces")
+        extra.append(word)
 
     lines = [
         f"# mirage-env unikernel {name}: xl create <this file>; console: xl console {name}",

@@ -70,9 +70,13 @@ def test_up_from_a_fresh_image(env, measure):
     measure("up total s", report["seconds"])
     for name, seconds in stage_seconds(report).items():
         measure(f"up stage {name} s", seconds)
+    assert m["unikernel.ip"].startswith("192.168.56.")
+    names = {c["name"] for c in report["checks"]}
+    assert "unikernel: auth answers 200 for a valid login" in names
     for key in ("provision.xen_dom0_s", "provision.reboot_into_xen_s", "provision.xen_bridge_s",
-                "provision.dnsmasq_s", "provision.domu_probe_s", "probe.xl_create_s",
-                "probe.create_to_lease_s", "probe.destroy_s"):
+                "provision.dnsmasq_s", "provision.domu_probe_s", "provision.unikernel_s", "probe.xl_create_s",
+                "probe.create_to_lease_s", "probe.destroy_s", "unikernel.xl_create_s",
+                "unikernel.create_to_lease_s", "unikernel_vs_linux_lease_ratio"):
         measure(key, m.get(key))
     log = (env.state / "e2e" / "logs" / "image-build.log")
     assert log.exists()  # the image was built in this run, not taken from a cache
@@ -84,6 +88,24 @@ def test_the_host_only_namespace_reaches_the_dom0_bridge(env):
     ping = subprocess.run(["ip", "netns", "exec", status["host_only_namespace"],
                            "ping", "-c", "2", "-W", "2", "192.168.56.5"], capture_output=True, text=True)
     assert ping.returncode == 0, ping.stdout
+
+
+def test_unikernel_run_list_logs_stop(env, measure):
+    """The user's own loop: build www on the dom0, boot it, find it, read its console, stop it."""
+    proc = env.run("unikernel", "run", "--app", "www", "--name", "e2e-www")
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    ip = proc.stdout.split(" is up at ")[1].split()[0]
+    status = env.status()
+    page = subprocess.run(["ip", "netns", "exec", status["host_only_namespace"], "curl", "-s", "-m", "10",
+                           f"http://{ip}/"], capture_output=True, text=True)
+    assert "Hello Mirage World!" in page.stdout
+    listed = json.loads(env.run("unikernel", "list", "--json").stdout)
+    assert [d for d in listed if d["name"] == "e2e-www" and d["ip"] == ip and d["memory_mb"] == 4]
+    assert ip in env.run("unikernel", "logs", "e2e-www").stdout
+    assert env.run("unikernel", "stop", "e2e-www").returncode == 0
+    assert not [d for d in json.loads(env.run("unikernel", "list", "--json").stdout) if d["name"] == "e2e-www"]
+    bad = env.run("unikernel", "logs", "no-such-domain")
+    assert bad.returncode == 1 and "Fix:" in bad.stderr and "Traceback" not in bad.stderr
 
 
 def test_bridging_the_management_nic_is_refused(env):

@@ -6,17 +6,31 @@
  * are reset and the next one is served. Lines longer than the buffer are
  * echoed in pieces (the bytes are the same).
  *
+ * Kernel command line "echo=tcp": the same echo over TCP port 7 on the
+ * vif (DHCP or ip=) instead of the vchan, to compare the two paths with
+ * the same kernel (benchmarks/vchan_echo.py). One mode per boot: each runs
+ * its own wait loop.
+ *
  * TARGET=xen only: the host target has no vchan (Makefile refuses it).
  */
 #include "../core/app.h"
+#include "../core/net.h"
 #include "../core/platform.h"
 #include "../core/rt.h"
+#include "../core/tcp.h"
 #include "../xen/vchan.h"
 
 const char app_name[] = "echo";
 
+#define TCP_ECHO_PORT 7
+
 static uint8_t in[4096];
 static uint8_t line[4096];
+
+static uint8_t upper(uint8_t c)
+{
+	return c >= 'a' && c <= 'z' ? (uint8_t)(c - 'a' + 'A') : c;
+}
 
 static void serve(void)
 {
@@ -26,9 +40,7 @@ static void serve(void)
 		if (n <= 0)
 			return;
 		for (int i = 0; i < n; i++) {
-			uint8_t c = in[i];
-			if (c >= 'a' && c <= 'z')
-				c = (uint8_t)(c - 'a' + 'A');
+			uint8_t c = upper(in[i]);
 			line[len++] = c;
 			if (c == '\n' || len == sizeof(line)) {
 				if (vchan_send(line, len) < 0)
@@ -39,7 +51,7 @@ static void serve(void)
 	}
 }
 
-void app_main(void)
+static void vchan_echo(void)
 {
 	if (vchan_server_start() < 0) {
 		printk("echo: vchan server failed to start\n");
@@ -57,4 +69,57 @@ void app_main(void)
 		vchan_disconnect();
 	}
 	vchan_server_stop();
+}
+
+/* TCP: take only what fits in the send buffer (the advertised window is
+ * that space too), echo it upper-cased at once. */
+static size_t tcp_echo_space(struct tcp_conn *c)
+{
+	return tcp_send_space(c);
+}
+
+static size_t tcp_echo_recv(struct tcp_conn *c, const uint8_t *p, size_t n)
+{
+	if (n == 0) {
+		tcp_close(c);
+		return 0;
+	}
+	size_t take = MIN(n, tcp_send_space(c));
+	uint8_t buf[512];
+	for (size_t done = 0; done < take;) {
+		size_t k = MIN(take - done, sizeof(buf));
+		for (size_t i = 0; i < k; i++)
+			buf[i] = upper(p[done + i]);
+		size_t sent = tcp_send(c, buf, k);
+		done += sent;
+		if (sent < k)
+			return done; /* the rest comes again */
+	}
+	return take;
+}
+
+static void tcp_echo_sent(struct tcp_conn *c)
+{
+	tcp_recved(c); /* the window opens again */
+}
+
+static const struct tcp_ops tcp_echo_ops = {
+	.recv = tcp_echo_recv,
+	.sent = tcp_echo_sent,
+	.rcv_space = tcp_echo_space,
+};
+
+void app_main(void)
+{
+	const char *c = vchan_cmdline();
+	for (; *c; c++) {
+		if ((c == vchan_cmdline() || c[-1] == ' ') && !strncmp(c, "echo=tcp", 8) &&
+		    (c[8] == ' ' || !c[8])) {
+			tcp_listen(TCP_ECHO_PORT, &tcp_echo_ops);
+			printk("echo: TCP echo on port %d\n", TCP_ECHO_PORT);
+			net_run();
+			return;
+		}
+	}
+	vchan_echo();
 }

@@ -7,6 +7,8 @@
  *   vchan-client --send TEXT DOMID PATH     one line, print the one reply line
  *   vchan-client --bench BYTES DOMID PATH   stream BYTES through the echo
  *                                           (checked), then 16-byte round trips
+ *   vchan-client --tcp-bench BYTES IP PORT  the same against the echo kernel's
+ *                                           TCP mode (echo=tcp), for comparison
  *
  * PATH is the server's xenstore directory, e.g. /local/domain/5/data/vchan.
  * Build: cc -O2 -o vchan-client vchan_client.c -lxenvchan -lxenctrl
@@ -14,7 +16,13 @@
  * xenstore). Exit status: 0 ok, 1 connection or protocol failure, 2 usage.
  */
 #define _GNU_SOURCE
+#include <arpa/inet.h>
 #include <errno.h>
+#include <fcntl.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <poll.h>
+#include <sys/socket.h>
 #include <sched.h>
 #include <libxenvchan.h>
 #include <stdio.h>
@@ -156,6 +164,26 @@ static void pin_to_this_cpu(void)
 		perror("vchan-client: sched_setaffinity");
 }
 
+static void report_rtt(double *rtt, int rounds)
+{
+	/* median by insertion sort (small n) */
+	for (int i = 1; i < rounds; i++) {
+		double v = rtt[i];
+		int j = i - 1;
+		while (j >= 0 && rtt[j] > v) {
+			rtt[j + 1] = rtt[j];
+			j--;
+		}
+		rtt[j + 1] = v;
+	}
+	double sum = 0;
+	for (int i = 0; i < rounds; i++)
+		sum += rtt[i];
+	printf("latency: 16-byte round trip over %d rounds: median %.1f us, mean %.1f us, min %.1f us, p99 %.1f us\n",
+	       rounds, rtt[rounds / 2] * 1e6, sum / rounds * 1e6, rtt[0] * 1e6,
+	       rtt[rounds * 99 / 100] * 1e6);
+}
+
 static int bench(struct libxenvchan *c, long total)
 {
 	pin_to_this_cpu();
@@ -233,22 +261,87 @@ static int bench(struct libxenvchan *c, long total)
 			return 1;
 		}
 	}
-	/* median by insertion sort (small n) */
-	for (int i = 1; i < ROUNDS; i++) {
-		double v = rtt[i];
-		int j = i - 1;
-		while (j >= 0 && rtt[j] > v) {
-			rtt[j + 1] = rtt[j];
-			j--;
-		}
-		rtt[j + 1] = v;
+	report_rtt(rtt, ROUNDS);
+	free(out);
+	free(in);
+	return 0;
+}
+
+/* The same measurement over TCP to the echo kernel in echo=tcp mode. */
+static int tcp_bench(const char *ip, int port, long total)
+{
+	pin_to_this_cpu();
+	struct sockaddr_in sa = { .sin_family = AF_INET, .sin_port = htons((uint16_t)port) };
+	if (inet_pton(AF_INET, ip, &sa.sin_addr) != 1)
+		return 2;
+	int fd = socket(AF_INET, SOCK_STREAM, 0);
+	int one = 1;
+	if (fd < 0 || setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one)) != 0 ||
+	    connect(fd, (struct sockaddr *)&sa, sizeof(sa)) != 0) {
+		fprintf(stderr, "vchan-client: connect %s:%d: %s\n", ip, port, strerror(errno));
+		return 1;
 	}
-	double sum = 0;
-	for (int i = 0; i < ROUNDS; i++)
-		sum += rtt[i];
-	printf("latency: 16-byte round trip over %d rounds: median %.1f us, mean %.1f us, min %.1f us, p99 %.1f us\n",
-	       ROUNDS, rtt[ROUNDS / 2] * 1e6, sum / ROUNDS * 1e6, rtt[0] * 1e6,
-	       rtt[ROUNDS * 99 / 100] * 1e6);
+	char *out = malloc((size_t)total), *in = malloc((size_t)total);
+	if (!out || !in)
+		return 1;
+	for (long i = 0; i < total; i++)
+		out[i] = (i % 1024 == 1023) ? '\n' : (char)('a' + (i * 7) % 26);
+	fcntl(fd, F_SETFL, O_NONBLOCK);
+	long sent = 0, got = 0;
+	double t0 = now_s();
+	while (got < total) {
+		struct pollfd p = { .fd = fd, .events = POLLIN | (sent < total ? POLLOUT : 0) };
+		if (poll(&p, 1, 10000) <= 0) {
+			fprintf(stderr, "vchan-client: tcp bench stalled at %ld/%ld bytes\n", got, total);
+			return 1;
+		}
+		if (sent < total && (p.revents & POLLOUT)) {
+			ssize_t w = send(fd, out + sent, (size_t)(total - sent), MSG_NOSIGNAL);
+			if (w < 0 && errno != EAGAIN)
+				return 1;
+			if (w > 0)
+				sent += w;
+		}
+		if (p.revents & (POLLIN | POLLHUP | POLLERR)) {
+			ssize_t r = recv(fd, in + got, (size_t)(total - got), 0);
+			if (r == 0 || (r < 0 && errno != EAGAIN)) {
+				fprintf(stderr, "vchan-client: tcp connection closed at %ld bytes\n", got);
+				return 1;
+			}
+			if (r > 0)
+				got += r;
+		}
+	}
+	double dt = now_s() - t0;
+	for (long i = 0; i < total; i++) {
+		if (in[i] != expected_upper(out[i])) {
+			fprintf(stderr, "vchan-client: tcp bench data differs at byte %ld\n", i);
+			return 1;
+		}
+	}
+	printf("throughput: %ld bytes echoed (dom0 -> domU -> dom0, TCP over the bridge) in %.4f s: %.2f MB/s\n",
+	       total, dt, total / dt / 1e6);
+	fcntl(fd, F_SETFL, 0);
+	enum { ROUNDS = 2000 };
+	static double rtt[ROUNDS];
+	char reply[16];
+	for (int i = 0; i < ROUNDS; i++) {
+		double a = now_s();
+		if (send(fd, "0123456789abcde\n", 16, MSG_NOSIGNAL) != 16)
+			return 1;
+		size_t g = 0;
+		while (g < 16) {
+			ssize_t r = recv(fd, reply + g, 16 - g, 0);
+			if (r <= 0)
+				return 1;
+			g += (size_t)r;
+		}
+		rtt[i] = now_s() - a;
+		if (memcmp(reply, "0123456789ABCDE\n", 16) != 0)
+			return 1;
+	}
+	report_rtt(rtt, ROUNDS);
+	close(fd);
 	free(out);
 	free(in);
 	return 0;
@@ -256,7 +349,8 @@ static int bench(struct libxenvchan *c, long total)
 
 static int usage(void)
 {
-	fprintf(stderr, "usage: vchan-client [--send TEXT | --bench BYTES] DOMID PATH\n");
+	fprintf(stderr, "usage: vchan-client [--send TEXT | --bench BYTES] DOMID PATH\n"
+			"       vchan-client --tcp-bench BYTES IP PORT\n");
 	return 2;
 }
 
@@ -265,6 +359,14 @@ int main(int argc, char **argv)
 	const char *send = NULL;
 	long bench_bytes = 0;
 	int i = 1;
+	if (argc == 5 && !strcmp(argv[1], "--tcp-bench")) {
+		char *end;
+		long n = strtol(argv[2], &end, 10);
+		long port = strtol(argv[4], NULL, 10);
+		if (*end || n <= 0 || n > (1L << 30) || port <= 0 || port > 65535)
+			return usage();
+		return tcp_bench(argv[3], (int)port, n);
+	}
 	if (i + 1 < argc && !strcmp(argv[i], "--send")) {
 		send = argv[i + 1];
 		i += 2;

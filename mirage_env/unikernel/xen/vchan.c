@@ -223,3 +223,8 @@ const struct vchan_stats *vchan_stats(void)
 {
 	return &vc.st;
 }
+
+const char *vchan_cmdline(void)
+{
+	return (const char *)start_info.cmd_line;
+}

@@ -148,5 +148,7 @@ void vchan_disconnect(void);
 /* Tell the client we are going away (srv_live = 0). */
 void vchan_server_stop(void);
 const struct vchan_stats *vchan_stats(void);
+/* The kernel command line (apps read their own options from it). */
+const char *vchan_cmdline(void);
 
 #endif

@@ -1,0 +1,95 @@
+"""The bundled unikernel's domUs on the dom0: run, list, logs, stop (`mirage-env unikernel …`).
+
+The `unikernel` role puts the sources at /opt/mirage-env/src and the built images in
+/var/lib/mirage-env/unikernel; these functions work over one SSH connection to the dom0.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import shlex
+from dataclasses import dataclass
+
+from .probe import LEASE_FILE, Booted, boot_and_wait_for_lease, console_log
+from .unikernel.xlconfig import render_xl_config
+
+SRC = "/opt/mirage-env/src"
+OUT = "/var/lib/mirage-env/unikernel"
+XL_DIR = "/etc/xen"
+
+
+class DomUError(Exception):
+    """Something the user can act on; the message says what."""
+
+
+def mac_for(name: str) -> str:
+    """A stable MAC in Xen's OUI for a domain name, so it gets the same lease each boot."""
+    digest = hashlib.sha256(name.encode()).digest()
+    return "00:16:3e:" + ":".join(f"{b:02x}" for b in (digest[0] & 0x7F, digest[1], digest[2]))
+
+
+@dataclass
+class DomU:
+    name: str
+    domid: int
+    memory_mb: int
+    state: str
+    mac: str | None = None
+    ip: str | None = None
+
+
+def run_app(sh, app: str, name: str, memory_mb: int, bridge: str, lease_s: int, report,
+            timeout: float = 120) -> Booted:
+    code, _ = sh(f"test -f {SRC}/mirage_env/unikernel/build.py")
+    if code != 0:
+        raise DomUError("the unikernel sources are not on the dom0. Fix: run `mirage-env provision`")
+    image = f"{OUT}/{app}.xen"
+    report.step(f"building {app} for Xen on the dom0")
+    code, out = sh(f"cd {SRC} && sudo env CC=gcc python3 -m mirage_env.unikernel.build --app {shlex.quote(app)} "
+                   f"--target xen --out {OUT}", timeout=1200)
+    if code != 0:
+        raise DomUError(f"building {app} failed on the dom0:\n{out[-1500:]}")
+    mac = mac_for(name)
+    config = render_xl_config(name, image, memory_mb, bridge=bridge, mac=mac)
+    path = f"{XL_DIR}/{name}.cfg"
+    code, out = sh(f"printf %s {shlex.quote(config)} | sudo tee {path} >/dev/null")
+    if code != 0:
+        raise DomUError(f"could not write {path}: {out}")
+    return boot_and_wait_for_lease(sh, name, mac, path, lease_s, timeout, report)
+
+
+def list_domus(sh) -> list[DomU]:
+    """Running domUs with their vif MACs and their addresses from dnsmasq's leases."""
+    _, xl = sh("sudo xl list")
+    domus = []
+    for line in xl.splitlines()[1:]:
+        parts = line.split()
+        if len(parts) >= 5 and parts[1].isdigit() and parts[1] != "0":
+            domus.append(DomU(parts[0], int(parts[1]), int(parts[2]), parts[4]))
+    if not domus:
+        return domus
+    _, leases = sh(f"cat {LEASE_FILE} 2>/dev/null")
+    by_mac = {p[1].lower(): p[2] for p in (l.split() for l in leases.splitlines()) if len(p) >= 3}
+    for domu in domus:
+        _, nets = sh(f"sudo xl network-list {domu.domid}")
+        for line in nets.splitlines()[1:]:
+            fields = line.split()
+            mac = next((f for f in fields if f.count(":") == 5), None)
+            if mac:
+                domu.mac, domu.ip = mac.lower(), by_mac.get(mac.lower())
+                break
+    return domus
+
+
+def logs(sh, name: str) -> str:
+    code, out = sh(f"sudo cat {console_log(name)}")
+    if code != 0:
+        raise DomUError(f"no console log for {name!r} ({console_log(name)}). "
+                        "Fix: check the name with `mirage-env unikernel list`")
+    return out
+
+
+def stop(sh, name: str) -> None:
+    code, out = sh(f"sudo xl destroy {shlex.quote(name)}")
+    if code != 0:
+        raise DomUError(f"could not stop {name!r}: {out.strip()}. Fix: check `mirage-env unikernel list`")
