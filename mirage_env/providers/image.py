@@ -21,7 +21,7 @@ from typing import Callable
 
 from ..procs import run_logged
 
-RECIPE_VERSION = 3  # bump when the build steps change in a way the recipe fields do not show
+RECIPE_VERSION = 4  # bump when the build steps change in a way the recipe fields do not show
 
 BASE_PACKAGES = (
     "systemd-sysv", "udev", "kmod", "ifupdown", "isc-dhcp-client", "iproute2", "iputils-ping",
@@ -165,6 +165,9 @@ def _configure_rootfs(root: Path, recipe: ImageRecipe, pubkey: str, fs_uuid: str
     _chroot(root, "apt-get", "clean")
     for lists in (root / "var/lib/apt/lists").glob("*_*"):
         lists.unlink()
+    # The package lists are gone: make them look old, so `apt update_cache cache_valid_time=…`
+    # (what roles do) refreshes them instead of trusting a cache that is empty.
+    os.utime(root / "var/lib/apt/lists", (0, 0))
 
 
 def _make_disk(raw: Path, rootfs: Path, recipe: ImageRecipe, fs_uuid: str, log: Path | None) -> None:
