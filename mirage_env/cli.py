@@ -99,15 +99,19 @@ def cli(ctx: click.Context, config: Path | None, state_dir: Path | None, overrid
     ctx.obj = {"config": config, "state_dir": state_dir, "overrides": parsed}
 
 
+TOOLCHAIN_HELP = "Also install OCaml, opam and Mirage on the dom0 (large; opam needs its repository)."
+
+
 @cli.command()
 @click.option("--no-verify", is_flag=True, help="Stop after provisioning.")
+@click.option("--toolchain", is_flag=True, help=TOOLCHAIN_HELP)
 @click.pass_context
-def up(ctx: click.Context, no_verify: bool) -> None:
+def up(ctx: click.Context, no_verify: bool, toolchain: bool) -> None:
     """Start the machine, make it a Xen dom0, verify it with checks and a domU probe."""
 
     def stages(env, report):
         env.machine_up(report)
-        env.provision(report)
+        env.provision(report, toolchain)
         if not no_verify:
             env.verify(report)
 
@@ -115,10 +119,11 @@ def up(ctx: click.Context, no_verify: bool) -> None:
 
 
 @cli.command()
+@click.option("--toolchain", is_flag=True, help=TOOLCHAIN_HELP)
 @click.pass_context
-def provision(ctx: click.Context) -> None:
+def provision(ctx: click.Context, toolchain: bool) -> None:
     """Run the playbooks against the running machine (safe to repeat: changed=0 when converged)."""
-    _run_stages(ctx, "provision", lambda env, report: env.provision(report))
+    _run_stages(ctx, "provision", lambda env, report: env.provision(report, toolchain))
 
 
 @cli.command()

@@ -37,9 +37,11 @@ class Environment:
         with report.stage("machine"):
             self.provider.up(report)
 
-    def provision(self, report: Report) -> None:
+    def provision(self, report: Report, toolchain: bool = False) -> None:
         from .provisioning import run_playbook, write_inventory
 
+        if toolchain:
+            self._provision_toolchain(report)
         with report.stage("provision"):
             inventory = write_inventory(self.state, HOST_NAME, self.provider.ssh_target(),
                                         self.provider.host_vars())
@@ -59,6 +61,18 @@ class Environment:
                 why = "; ".join(result.failures) or f"ansible-playbook exited with {result.rc}"
                 raise StageFailed(f"provisioning failed: {why} (log: {result.log})")
             report.info(f"provisioned: changed={result.changed} failed={result.failed}")
+
+    def _provision_toolchain(self, report: Report) -> None:
+        from .provisioning import run_playbook, write_inventory
+
+        with report.stage("toolchain"):
+            inventory = write_inventory(self.state, HOST_NAME, self.provider.ssh_target(),
+                                        self.provider.host_vars())
+            result = run_playbook(self.state, inventory, "mirage_toolchain.yml", {}, report)
+            report.measure("toolchain.changed", result.changed)
+            if not result.ok:
+                why = "; ".join(result.failures) or f"ansible-playbook exited with {result.rc}"
+                raise StageFailed(f"the OCaml/Mirage toolchain failed: {why} (log: {result.log})")
 
     def verify(self, report: Report) -> None:
         from .verify import run_checks

@@ -36,7 +36,7 @@ def test_role_defaults_equal_the_settings_defaults():
 
 
 def test_every_role_has_meta_with_platforms():
-    for role in ("xen_dom0", "xen_bridge", "dnsmasq", "domu_probe"):
+    for role in ("xen_dom0", "xen_bridge", "dnsmasq", "domu_probe", "unikernel", "mirage_toolchain"):
         meta = yaml.safe_load((ROLES / role / "meta/main.yml").read_text())
         assert meta["galaxy_info"]["platforms"], role
 
