@@ -44,3 +44,15 @@ def test_remote_client_path_follows_the_source():
 def test_bench_size_is_bounded():
     with pytest.raises(vchan.VchanError):
         vchan.vchan_bench(None, 5, 0)
+
+
+def test_xl_config_carries_kernel_command_line_words():
+    from mirage_env.unikernel.xlconfig import XlConfigError, render_xl_config
+
+    cfg = render_xl_config("vchan-echo", "/tmp/echo.xen", 4, cmdline=["echo=tcp", "vchan_order=16"])
+    assert 'extra = "echo=tcp vchan_order=16"' in cfg
+    cfg = render_xl_config("vchan-echo", "/tmp/echo.xen", 4, ip="192.168.56.50/24", cmdline=["ts"])
+    assert 'extra = "ip=192.168.56.50/24 ts"' in cfg
+    for bad in (["a b"], ['x"y'], [""], ["a\nb"]):
+        with pytest.raises(XlConfigError):
+            render_xl_config("vchan-echo", "/tmp/echo.xen", 4, cmdline=bad)
