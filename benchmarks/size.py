@@ -22,7 +22,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from mirage_env.unikernel.build import APPS, build  # noqa: E402
+from mirage_env.unikernel.build import APPS, XEN_ONLY_APPS, build  # noqa: E402
 
 
 def size_of(path: Path) -> dict[str, int]:
@@ -69,6 +69,8 @@ def main(argv: list[str] | None = None) -> int:
         for target in args.target:
             for opt in args.opt:
                 for app in args.apps:
+                    if target != "xen" and app in XEN_ONLY_APPS:
+                        continue  # e.g. echo: a vchan server, Xen only
                     results.append(measure(app, opt, target, Path(tmp)))
     if args.json:
         print(json.dumps(results, indent=2))
@@ -91,8 +93,9 @@ def main(argv: list[str] | None = None) -> int:
           + "".join(f"{'xen file ' + o:>14}" for t, o in cols if t == "xen"))
     for app in dict.fromkeys(r["app"] for r in results):
         row = {(r["target"], r["opt"]): r for r in results if r["app"] == app}
-        print(f"  {app:<8}" + "".join(f"{row[c]['own_text'] + row[c]['own_data']:>12}" for c in cols)
-              + "".join(f"{row[c]['image_bytes']:>14}" for c in cols if c[0] == "xen"))
+        print(f"  {app:<8}" + "".join(f"{row[c]['own_text'] + row[c]['own_data'] if c in row else '-':>12}"
+                                      for c in cols)
+              + "".join(f"{row[c]['image_bytes'] if c in row else '-':>14}" for c in cols if c[0] == "xen"))
     return 0
 
 
