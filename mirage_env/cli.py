@@ -201,8 +201,8 @@ def unikernel_build(app: str, target: str, out: Path, data: Path | None) -> None
     click.echo(str(path))
 
 
-def _dom0_shell(ctx: click.Context):
-    """(environment, sh) with `sh(command) -> (code, output)` over one SSH connection to the dom0."""
+def _dom0_client(ctx: click.Context):
+    """(environment, paramiko client) for one SSH connection to the dom0, closed with the command."""
     from . import sshclient
     from .providers import ProviderError
 
@@ -214,11 +214,19 @@ def _dom0_shell(ctx: click.Context):
     except OSError as exc:
         _fail(f"cannot reach the dom0 over SSH ({exc}). Fix: `mirage-env up`")
     ctx.call_on_close(client.close)
+    return env, client
+
+
+def _dom0_shell(ctx: click.Context):
+    """(environment, sh) with `sh(command) -> (code, output)` over one SSH connection to the dom0."""
+    from . import sshclient
+
+    env, client = _dom0_client(ctx)
     return env, lambda command, timeout=300: sshclient.run(client, command, timeout=timeout)
 
 
 @unikernel.command("run")
-@click.option("--app", type=click.Choice(["auth", "www", "ping"]), default="auth", show_default=True)
+@click.option("--app", type=click.Choice(["auth", "www", "ping", "echo"]), default="auth", show_default=True)
 @click.option("--name", help="Domain name (default mirage-APP).")
 @click.option("--memory", type=click.IntRange(4, 1024), default=4, show_default=True, help="MiB.")
 @click.pass_context
@@ -240,6 +248,9 @@ def unikernel_run(ctx: click.Context, app: str, name: str | None, memory: int) -
         _fail(str(exc))
     if booted.error:
         _fail(f"{booted.error}\n{booted.console_tail}")
+    if booted.ip is None:  # a vchan app: no network
+        click.echo(f"{name} is up (vchan); talk to it: mirage-env vchan {name} [--send TEXT]")
+        return
     ns = env.provider.status().get("host_only_namespace")
     click.echo(f"{name} is up at {booted.ip} (xl create → lease {booted.create_to_lease_s}s)")
     port = {"auth": ":8088/?user=alice&password=wonderland", "www": "/"}.get(app)
@@ -292,6 +303,30 @@ def unikernel_stop(ctx: click.Context, name: str) -> None:
     except DomUError as exc:
         _fail(str(exc))
     click.echo(f"{name} stopped")
+
+
+@cli.command()
+@click.argument("domain")
+@click.option("--send", "text", help="Send one line and print the reply (for scripts).")
+@click.option("--path", help="xenstore path of the vchan (default /local/domain/ID/data/vchan).")
+@click.pass_context
+def vchan(ctx: click.Context, domain: str, text: str | None, path: str | None) -> None:
+    """Talk to a unikernel over vchan from the dom0, through Xen's own libxenvchan."""
+    from .vchan import VchanError, client_command, vchan_send
+
+    env, client = _dom0_client(ctx)
+    try:
+        if text is not None:
+            click.echo(vchan_send(client, domain, text, path))
+            return
+        command = client_command(client, domain, path)
+    except VchanError as exc:
+        _fail(str(exc))
+    config = env.state.path("ssh_config")
+    alias = f"mirage-{env.settings.name}"
+    config.write_text(env.provider.ssh_target().ssh_config(alias, env.state.path("known_hosts")))
+    click.echo("type lines; the unikernel answers each one. Ctrl-D ends.", err=True)
+    os.execvp("ssh", ["ssh", "-F", str(config), "-t", alias, command])
 
 
 def main() -> None:

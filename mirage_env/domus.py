@@ -10,12 +10,14 @@ import hashlib
 import shlex
 from dataclasses import dataclass
 
-from .probe import LEASE_FILE, Booted, boot_and_wait_for_lease, console_log
+from .probe import LEASE_FILE, Booted, boot_and_wait_for_console, boot_and_wait_for_lease, console_log
 from .unikernel.xlconfig import render_xl_config
 
 SRC = "/opt/mirage-env/src"
 OUT = "/var/lib/mirage-env/unikernel"
 XL_DIR = "/etc/xen"
+# apps that need no network: booted when their console says they are ready, not on a DHCP lease
+CONSOLE_READY = {"echo": "vchan: server on"}
 
 
 class DomUError(Exception):
@@ -55,6 +57,8 @@ def run_app(sh, app: str, name: str, memory_mb: int, bridge: str, lease_s: int, 
     code, out = sh(f"printf %s {shlex.quote(config)} | sudo tee {path} >/dev/null")
     if code != 0:
         raise DomUError(f"could not write {path}: {out}")
+    if app in CONSOLE_READY:
+        return boot_and_wait_for_console(sh, name, path, CONSOLE_READY[app], timeout, report)
     return boot_and_wait_for_lease(sh, name, mac, path, lease_s, timeout, report)
 
 

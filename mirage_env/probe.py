@@ -59,21 +59,27 @@ class Booted:
     error: str | None
 
 
-def boot_and_wait_for_lease(sh: Callable[..., tuple[int, str]], name: str, mac: str, config: str,
-                            lease_s: int, timeout: float, report,
-                            lease_file: str = LEASE_FILE) -> Booted:
-    """`xl create` a domU (replacing one of the same name) and wait until dnsmasq has granted its
-    MAC a fresh lease and the domU's console shows that address."""
-    console = console_log(name)
-    sh(f"sudo xl destroy {shlex.quote(name)} 2>/dev/null; sudo rm -f {console}")
+def _create(sh, name: str, config: str, report) -> tuple[int, float, float | None, str | None]:
+    """`xl create` a domU, replacing one of the same name: (dom0 epoch at start, monotonic start,
+    seconds xl create took, error)."""
+    sh(f"sudo xl destroy {shlex.quote(name)} 2>/dev/null; sudo rm -f {console_log(name)}")
     _, now = sh("date +%s")
-    started = int(now.strip())
     report.step(f"xl create {config}")
     t0 = time.monotonic()
     code, out = sh(f"sudo xl create {shlex.quote(config)}")
     create_s = round(time.monotonic() - t0, 1)
-    if code != 0:
-        return Booted(None, create_s, None, "", f"xl create failed: {out.strip()[-300:]}")
+    return int(now.strip()), t0, create_s, (None if code == 0 else f"xl create failed: {out.strip()[-300:]}")
+
+
+def boot_and_wait_for_lease(sh: Callable[..., tuple[int, str]], name: str, mac: str, config: str,
+                            lease_s: int, timeout: float, report,
+                            lease_file: str = LEASE_FILE) -> Booted:
+    """Boot a domU and wait until dnsmasq has granted its MAC a fresh lease and the domU's console
+    shows that address."""
+    console = console_log(name)
+    started, t0, create_s, error = _create(sh, name, config, report)
+    if error:
+        return Booted(None, create_s, None, "", error)
     console_part = ""
     while time.monotonic() < t0 + timeout:
         _, both = sh(f"cat {lease_file} 2>/dev/null; echo ---; sudo cat {console} 2>/dev/null")
@@ -86,6 +92,24 @@ def boot_and_wait_for_lease(sh: Callable[..., tuple[int, str]], name: str, mac: 
     return Booted(None, create_s, None, console_part.strip()[-400:],
                   f"no DHCP lease for {name} ({mac}) within {timeout:.0f}s; "
                   f"see {console} and `journalctl -u dnsmasq` on the dom0")
+
+
+def boot_and_wait_for_console(sh: Callable[..., tuple[int, str]], name: str, config: str, marker: str,
+                              timeout: float, report) -> Booted:
+    """Boot a domU that needs no network (e.g. the vchan echo) and wait for `marker` on its console."""
+    console = console_log(name)
+    _, t0, create_s, error = _create(sh, name, config, report)
+    if error:
+        return Booted(None, create_s, None, "", error)
+    text = ""
+    while time.monotonic() < t0 + timeout:
+        _, text = sh(f"sudo cat {console} 2>/dev/null")
+        if marker in text:
+            return Booted(None, create_s, None, text.strip()[-400:], None)
+        report.step(f"waiting for {name} to say {marker!r} ({time.monotonic() - t0:.0f}s)")
+        time.sleep(1)
+    return Booted(None, create_s, None, text.strip()[-400:],
+                  f"{name} did not print {marker!r} within {timeout:.0f}s; see {console}")
 
 
 def run_probe(target: sshclient.SshTarget, provider, settings: Settings, report,

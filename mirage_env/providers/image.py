@@ -14,6 +14,7 @@ import os
 import shutil
 import subprocess
 import tempfile
+import time
 import uuid
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -202,8 +203,32 @@ def _make_disk(raw: Path, rootfs: Path, recipe: ImageRecipe, fs_uuid: str, log: 
         if "menuentry" not in grub_cfg:
             raise RuntimeError("update-grub wrote no menu entry into the image's grub.cfg")
     finally:
+        # A real (not lazy) unmount: the journal must be checkpointed before the disk is copied,
+        # or GRUB finds a filesystem that still "needs recovery" and no grub.cfg in it.
         for path in reversed(mounted):
-            subprocess.run(["umount", "-l", str(path)], check=False)
+            _unmount(path)
         for dev in (whole, part):
             if dev:
                 subprocess.run(["losetup", "-d", dev], check=False)
+        subprocess.run(["sync"], check=False)
+    _check_clean(raw, size, log)
+
+
+def _unmount(path: Path) -> None:
+    for _attempt in range(10):
+        if subprocess.run(["umount", str(path)], capture_output=True).returncode == 0:
+            return
+        time.sleep(1)
+    raise RuntimeError(f"could not unmount {path} while building the image (is something using it?)")
+
+
+def _check_clean(raw: Path, size: int, log: Path | None) -> None:
+    """Refuse an image whose filesystem was not cleanly unmounted: it would not boot."""
+    part = run_logged(["losetup", "-f", "--show", "-r", "-o", str(PART_OFFSET),
+                       "--sizelimit", str(size - PART_OFFSET), raw], log).strip().splitlines()[-1]
+    try:
+        header = run_logged(["dumpe2fs", "-h", part], log)
+    finally:
+        subprocess.run(["losetup", "-d", part], check=False)
+    if "needs_recovery" in header:
+        raise RuntimeError("the image's filesystem was not cleanly unmounted; build it again")

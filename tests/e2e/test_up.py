@@ -50,8 +50,25 @@ def env():
     try:
         yield environment
     finally:
-        environment.run("down", "--destroy", timeout=600)
-        shutil.rmtree(base, ignore_errors=True)
+        try:
+            environment.run("down", "--destroy", timeout=600)
+        finally:
+            stop_leftovers(environment)
+            shutil.rmtree(base, ignore_errors=True)
+
+
+def stop_leftovers(environment: Env) -> None:
+    """If `down` could not finish (interrupted, crashed), stop our QEMU by its PID file and remove
+    our tap and namespace by name: never leave a machine running without its state."""
+    from mirage_env.providers.qemu import QemuProvider
+    from mirage_env.settings import load_settings
+    from mirage_env.state import StateDir
+
+    provider = QemuProvider(load_settings(None, {"name": "e2e"}), StateDir.for_env("e2e", environment.state))
+    pid = provider.pid()
+    if pid is not None:
+        os.kill(pid, 15)
+    provider.network.remove()
 
 
 def stage_seconds(report: dict) -> dict:
@@ -106,6 +123,22 @@ def test_unikernel_run_list_logs_stop(env, measure):
     assert not [d for d in json.loads(env.run("unikernel", "list", "--json").stdout) if d["name"] == "e2e-www"]
     bad = env.run("unikernel", "logs", "no-such-domain")
     assert bad.returncode == 1 and "Fix:" in bad.stderr and "Traceback" not in bad.stderr
+
+
+def test_vchan_echo_answers_dom0_through_libxenvchan(env, measure):
+    """Our vchan server against Xen's own libxenvchan on the dom0; a second client reconnects."""
+    proc = env.run("unikernel", "run", "--app", "echo", "--name", "e2e-echo")
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    try:
+        first = env.run("vchan", "e2e-echo", "--send", "hello from dom0")
+        assert first.returncode == 0, first.stderr[-2000:]
+        assert first.stdout.strip() == "HELLO FROM DOM0"
+        second = env.run("vchan", "e2e-echo", "--send", "second client, after the first left")
+        assert second.stdout.strip() == "SECOND CLIENT, AFTER THE FIRST LEFT"
+        console = env.run("unikernel", "logs", "e2e-echo").stdout
+        assert "client 2 connected" in console
+    finally:
+        env.run("unikernel", "stop", "e2e-echo")
 
 
 def test_bridging_the_management_nic_is_refused(env):
