@@ -82,6 +82,11 @@ def run_playbook(state: StateDir, inventory: Path, playbook: str, extravars: dic
         elif kind == "playbook_on_stats":
             close_task()
             current["task"] = None
+        elif kind == "runner_on_ok" and data.get("task_action") in ("debug", "ansible.builtin.debug"):
+            # a role's one-line explanation (e.g. why opam was skipped) is for the user, not the log only
+            message = data.get("res", {}).get("msg")
+            if message:
+                report.info(str(message))
         elif kind == "runner_on_failed" and not data.get("ignore_errors"):
             result = data.get("res", {})
             failures.append(f"{data.get('task')}: {result.get('msg') or result.get('stderr') or result}")
