@@ -10,26 +10,7 @@
 #include "net.h"
 #include "plat_test.h"
 
-static int checks, failures;
-#define CHECK(c)                                                          \
-	do {                                                              \
-		checks++;                                                 \
-		if (!(c)) {                                               \
-			failures++;                                       \
-			fprintf(stderr, "%s:%d: CHECK(%s) failed\n",      \
-				__FILE__, __LINE__, #c);                  \
-		}                                                         \
-	} while (0)
-#define CHECK_EQ(a, b)                                                    \
-	do {                                                              \
-		long long a_ = (long long)(a), b_ = (long long)(b);       \
-		checks++;                                                 \
-		if (a_ != b_) {                                           \
-			failures++;                                       \
-			fprintf(stderr, "%s:%d: %s == %s: %lld != %lld\n",\
-				__FILE__, __LINE__, #a, #b, a_, b_);      \
-		}                                                         \
-	} while (0)
+#include "check.h"
 
 #define IP(a, b, c, d) (((uint32_t)(a) << 24) | ((b) << 16) | ((c) << 8) | (d))
 static const uint32_t ME = IP(10, 0, 0, 5);

@@ -16,26 +16,7 @@
 
 #include "xenplat.h"
 
-static int checks, failures;
-#define CHECK(c)                                                          \
-	do {                                                              \
-		checks++;                                                 \
-		if (!(c)) {                                               \
-			failures++;                                       \
-			fprintf(stderr, "%s:%d: CHECK(%s) failed\n",      \
-				__FILE__, __LINE__, #c);                  \
-		}                                                         \
-	} while (0)
-#define CHECK_EQ(a, b)                                                    \
-	do {                                                              \
-		long long a_ = (long long)(a), b_ = (long long)(b);       \
-		checks++;                                                 \
-		if (a_ != b_) {                                           \
-			failures++;                                       \
-			fprintf(stderr, "%s:%d: %s == %lld, want %lld\n", \
-				__FILE__, __LINE__, #a, a_, b_);          \
-		}                                                         \
-	} while (0)
+#include "check.h"
 
 /* ---- the environment xenstore.c links against ------------------------ */
 start_info_t start_info;
