@@ -13,6 +13,7 @@ from pathlib import Path
 import pytest
 
 from mirage_env.unikernel.build import build
+from tests.support import require as need
 
 HERE = Path(__file__).resolve().parent
 UNIKERNEL = HERE.parents[1] / "mirage_env" / "unikernel"
@@ -22,12 +23,6 @@ FREESTANDING_HEADERS = {"stdint.h", "stddef.h", "stdbool.h", "stdarg.h"}
 CFLAGS = ["-std=gnu11", "-g", "-O1", "-Wall", "-Wextra", "-Werror"]
 SAN = ["-fsanitize=address,undefined", "-fno-sanitize-recover=undefined", "-fno-omit-frame-pointer"]
 
-
-def need(ok: bool, reason: str) -> None:
-    if not ok:
-        if os.environ.get("CI") == "true":
-            pytest.fail(f"prerequisite missing under CI: {reason}")
-        pytest.skip(reason)
 
 
 @pytest.fixture(scope="module")

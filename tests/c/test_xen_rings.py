@@ -18,6 +18,7 @@ from pathlib import Path
 import pytest
 
 from mirage_env.unikernel.build import build
+from tests.support import require as need
 
 HERE = Path(__file__).resolve().parent
 UNIKERNEL = HERE.parents[1] / "mirage_env" / "unikernel"
@@ -26,12 +27,6 @@ CFLAGS = ["-std=gnu11", "-g", "-O1", "-Wall", "-Wextra", "-Werror"]
 SAN = ["-fsanitize=address,undefined", "-fno-sanitize-recover=undefined", "-fno-omit-frame-pointer"]
 XEN_HEADERS = Path("/usr/include/xen/io/netif.h")
 
-
-def need(ok: bool, reason: str) -> None:
-    if not ok:
-        if os.environ.get("CI", "").lower() in ("1", "true", "yes"):
-            pytest.fail(f"prerequisite missing under CI: {reason}")
-        pytest.skip(reason)
 
 
 @pytest.fixture(scope="module")
