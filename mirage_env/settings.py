@@ -91,6 +91,18 @@ class NetworkSettings(Strict):
     dhcp_end: ipaddress.IPv4Address = ipaddress.IPv4Address("192.168.56.200")
     lease_time: str = "1h"
     nat: bool = False
+    # refuse to start dnsmasq when another DHCP server already answers on the bridged segment;
+    # set true only when that server is yours and you accept two servers on one segment
+    force_dhcp: bool = False
+    # interface changes roll back by themselves when the host is not reachable again in time
+    rollback_timeout: int = 120
+
+    @field_validator("rollback_timeout")
+    @classmethod
+    def _rollback(cls, value: int) -> int:
+        if not 30 <= value <= 3600:
+            raise ValueError(f"{value!r} seconds is outside 30–3600. Fix: use 120 (the default)")
+        return value
 
     @field_validator("subnet", mode="before")
     @classmethod
@@ -172,7 +184,8 @@ class MachineSettings(Strict):
     memory: int = 2048  # MiB
     cpus: int = 2
     accel: Literal["auto", "kvm", "tcg"] = "auto"
-    suite: Literal["bookworm"] = "bookworm"
+    # Debian 11, 12 and 13 (Xen 4.14, 4.17, 4.20); bookworm is the default the CI runs
+    suite: Literal["bullseye", "bookworm", "trixie"] = "bookworm"
     mirror: str = "http://deb.debian.org/debian"
     security_mirror: str = "http://deb.debian.org/debian-security"
 
@@ -254,14 +267,54 @@ class UnikernelSettings(Strict):
         return f"mirage-{self.app}"
 
 
+class VagrantSettings(Strict):
+    """The `virtualbox` and `libvirt` providers: a Vagrant box brought up by the top-level Vagrantfile."""
+
+    box: str = "debian/bookworm64"
+    box_url: str | None = None  # a local .box file or URL; None: the box from Vagrant Cloud
+    memory: int = 2048  # MiB
+    cpus: int = 2
+
+    @field_validator("memory", mode="before")
+    @classmethod
+    def _memory(cls, value: Any) -> int:
+        return mib_within(value, 1024, 65536, "give the VM between 1G and 64G (2G is enough)")
+
+    @field_validator("cpus")
+    @classmethod
+    def _cpus(cls, value: int) -> int:
+        if not 1 <= value <= 64:
+            raise ValueError(f"{value!r} CPUs is outside 1–64. Fix: use 2")
+        return value
+
+
+class LabSettings(Strict):
+    """The `ssh` provider: existing hosts (bare metal or VMs) listed in an inventory file."""
+
+    inventory: Path | None = None  # see inventory/lab.example.yml
+    parallel: int = 8  # hosts provisioned at once (Ansible forks)
+
+    @field_validator("parallel")
+    @classmethod
+    def _parallel(cls, value: int) -> int:
+        if not 1 <= value <= 256:
+            raise ValueError(f"{value!r} is outside 1–256. Fix: use 8")
+        return value
+
+
+PROVIDERS = ("auto", "qemu", "virtualbox", "libvirt", "ssh")
+
+
 class Settings(Strict):
-    provider: Literal["auto", "qemu"] = "auto"
+    provider: Literal["auto", "qemu", "virtualbox", "libvirt", "ssh"] = "auto"
     name: str = "default"
     network: NetworkSettings = NetworkSettings()
     dom0: Dom0Settings = Dom0Settings()
     machine: MachineSettings = MachineSettings()
     probe: ProbeSettings = ProbeSettings()
     unikernel: UnikernelSettings = UnikernelSettings()
+    vagrant: VagrantSettings = VagrantSettings()
+    lab: LabSettings = LabSettings()
 
     @field_validator("name")
     @classmethod
@@ -278,6 +331,9 @@ class Settings(Strict):
                 f"dom0.memory: {self.dom0.memory}M leaves less than 512M of the built-in machine's "
                 f"{self.machine.memory}M for Xen and the domUs. Fix: dom0.memory at most "
                 f"{self.machine.memory - 512}M, or raise machine.memory")
+        if self.provider == "ssh" and self.lab.inventory is None:
+            raise ValueError("lab.inventory: the ssh provider needs an inventory of hosts. "
+                             "Fix: set lab.inventory (see inventory/lab.example.yml) or pass --inventory FILE")
         return self
 
     def role_vars(self) -> dict[str, Any]:
@@ -293,6 +349,7 @@ class Settings(Strict):
             "xen_bridge_nat": net.nat,
             "xen_bridge_uplink": net.uplink_nic,
             "xen_bridge_subnet": str(net.subnet),
+            "xen_bridge_rollback_timeout": net.rollback_timeout,
             "dnsmasq_interface": net.bridge,
             "dnsmasq_dhcp_start": str(net.dhcp_start),
             "dnsmasq_dhcp_end": str(net.dhcp_end),
@@ -300,6 +357,7 @@ class Settings(Strict):
             "dnsmasq_lease_time": net.lease_time,
             # a router only with NAT: otherwise domUs get no route past the dom0
             "dnsmasq_router": str(net.dom0_address) if net.nat else "",
+            "dnsmasq_force_dhcp": net.force_dhcp,
             "domu_probe_memory_mb": self.probe.memory,
             "domu_probe_bridge": net.bridge,
             "domu_probe_lease_timeout": self.probe.lease_timeout,
@@ -341,7 +399,8 @@ def explain(exc: ValidationError) -> list[str]:
         if err["type"] == "value_error":
             # our own messages already name the value and the fix
             for line in msg.split("\n"):
-                problems.append(line if line.startswith(("network.", "dom0.", "machine.", "unikernel."))
+                problems.append(line if line.startswith(("network.", "dom0.", "machine.", "unikernel.", "lab.",
+                                                          "vagrant."))
                                 else f"{where}: {line}")
         else:
             shown = "" if isinstance(value, dict) else f" {value!r}:"

@@ -1,7 +1,9 @@
-"""Providers give SSH-reachable hosts: the built-in QEMU machine today; Vagrant and labs later."""
+"""Providers give SSH-reachable hosts: the built-in QEMU machine, Vagrant (VirtualBox, libvirt)
+and existing hosts over SSH (labs)."""
 
 from __future__ import annotations
 
+import shutil
 from pathlib import Path
 
 from ..settings import Settings
@@ -10,9 +12,12 @@ from .base import Provider, ProviderError
 
 
 def resolve_provider_name(settings: Settings) -> str:
+    """`auto`: VirtualBox through Vagrant when both are installed (the laptop path), otherwise
+    the built-in QEMU machine. libvirt and ssh are chosen explicitly."""
     if settings.provider != "auto":
         return settings.provider
-    # VirtualBox's Vagrant path comes later; until then the built-in machine is the default.
+    if shutil.which("vagrant") and shutil.which("VBoxManage"):
+        return "virtualbox"
     return "qemu"
 
 
@@ -22,7 +27,15 @@ def get_provider(settings: Settings, state: StateDir, image_cache: Path | None =
         from .qemu import QemuProvider
 
         return QemuProvider(settings, state, image_cache)
-    raise ProviderError(f"provider {name!r} is not available. Fix: set `provider: qemu`")
+    if name in ("virtualbox", "libvirt"):
+        from .vagrant import VagrantProvider
+
+        return VagrantProvider(settings, state, backend=name)
+    if name == "ssh":
+        from .ssh import SshProvider
+
+        return SshProvider(settings, state)
+    raise ProviderError(f"provider {name!r} is not available. Fix: use one of qemu, virtualbox, libvirt, ssh")
 
 
 __all__ = ["Provider", "ProviderError", "get_provider", "resolve_provider_name"]
