@@ -104,13 +104,16 @@ TOOLCHAIN_HELP = "Also install OCaml, opam and Mirage on the dom0 (large; opam n
 
 @cli.command()
 @click.option("--no-verify", is_flag=True, help="Stop after provisioning.")
+@click.option("--no-provision", is_flag=True, help="Only start the machine (e.g. for Molecule or a lab test).")
 @click.option("--toolchain", is_flag=True, help=TOOLCHAIN_HELP)
 @click.pass_context
-def up(ctx: click.Context, no_verify: bool, toolchain: bool) -> None:
+def up(ctx: click.Context, no_verify: bool, no_provision: bool, toolchain: bool) -> None:
     """Start the machine, make it a Xen dom0, verify it with checks and a domU probe."""
 
     def stages(env, report):
         env.machine_up(report)
+        if no_provision:
+            return
         env.provision(report, toolchain)
         if not no_verify:
             env.verify(report)
