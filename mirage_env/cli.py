@@ -29,13 +29,23 @@ def _open_env(ctx: click.Context):
     from .settings import SettingsError, load_settings
     from .workflow import Environment
 
+    from .providers import ProviderError
+    from .state import StateDir
+
     opts = ctx.obj
     try:
         settings = load_settings(opts["config"], opts["overrides"])
+        if settings.provider == "auto":
+            # the provider this environment was brought up with, so `status`/`down` find it
+            recorded = StateDir.for_env(settings.name, opts["state_dir"]).read_json("provider.json")
+            if recorded.get("provider"):
+                settings = load_settings(opts["config"], {**opts["overrides"], "provider": recorded["provider"]})
+        return Environment.open(settings, opts["state_dir"], limit=opts["limit"])
     except SettingsError as exc:
         click.secho(exc.render(), fg="red", err=True)
         sys.exit(EXIT_BAD_INPUT)
-    return Environment.open(settings, opts["state_dir"])
+    except ProviderError as exc:
+        _fail(str(exc), EXIT_BAD_INPUT)
 
 
 def _run_stages(ctx: click.Context, command: str, stages) -> None:
@@ -72,6 +82,37 @@ def _recovery_hint(env) -> str:
             "re-run), or `mirage-env down --destroy` to start from a fresh machine.")
 
 
+def _target_option(key: str):
+    """`up --provider X` as well as `mirage-env --provider X up`: the value lands in the shared options."""
+
+    def store(ctx: click.Context, _param, value):
+        if value is not None:
+            obj = ctx.find_root().obj
+            if key == "provider":
+                obj["overrides"]["provider"] = value
+            elif key == "inventory":
+                obj["overrides"]["lab.inventory"] = str(value)
+                obj["overrides"].setdefault("provider", "ssh")
+            else:
+                obj["limit"] = value
+        return value
+
+    return store
+
+
+def target_options(command):
+    """--provider/--inventory/--limit on the commands that bring up, provision or look at hosts."""
+    command = click.option("--limit", metavar="PATTERN", expose_value=False, callback=_target_option("limit"),
+                           help="Only these lab hosts: names or globs, comma-separated.")(command)
+    command = click.option("--inventory", type=click.Path(dir_okay=False, path_type=Path), expose_value=False,
+                           callback=_target_option("inventory"),
+                           help="Lab inventory for --provider ssh (see inventory/lab.example.yml).")(command)
+    return click.option("--provider", type=click.Choice(["auto", "qemu", "virtualbox", "libvirt", "ssh"]),
+                        expose_value=False, callback=_target_option("provider"),
+                        help="Where the dom0 comes from: qemu (built in), virtualbox/libvirt (Vagrant), "
+                             "ssh (lab hosts). Default: auto-detected.")(command)
+
+
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(__version__, prog_name="mirage-env")
 @click.option("-c", "--config", type=click.Path(dir_okay=False, path_type=Path),
@@ -80,8 +121,14 @@ def _recovery_hint(env) -> str:
               envvar="MIRAGE_ENV_STATE_DIR", help="Where machines, keys, logs and reports go (default ./.mirage-env).")
 @click.option("-s", "--set", "overrides", multiple=True, metavar="KEY=VALUE",
               help="Override one setting, e.g. -s dom0.memory=768M (repeatable).")
+@click.option("--provider", type=click.Choice(["auto", "qemu", "virtualbox", "libvirt", "ssh"]),
+              help="Where the dom0 comes from (default: the setting `provider`, auto-detected).")
+@click.option("--inventory", type=click.Path(dir_okay=False, path_type=Path),
+              help="Lab inventory for --provider ssh (see inventory/lab.example.yml).")
+@click.option("--limit", metavar="PATTERN", help="Only these lab hosts: names or globs, comma-separated.")
 @click.pass_context
-def cli(ctx: click.Context, config: Path | None, state_dir: Path | None, overrides: tuple[str, ...]) -> None:
+def cli(ctx: click.Context, config: Path | None, state_dir: Path | None, overrides: tuple[str, ...],
+        provider: str | None, inventory: Path | None, limit: str | None) -> None:
     """Get a Xen dom0 whose unikernels boot, get an address and answer.
 
     \b
@@ -96,13 +143,19 @@ def cli(ctx: click.Context, config: Path | None, state_dir: Path | None, overrid
         if not sep or not key:
             _fail(f"--set {item!r} is not KEY=VALUE. Fix: e.g. --set dom0.memory=768M", EXIT_BAD_INPUT)
         parsed[key.strip()] = value.strip()
-    ctx.obj = {"config": config, "state_dir": state_dir, "overrides": parsed}
+    if provider:
+        parsed["provider"] = provider
+    if inventory:
+        parsed["lab.inventory"] = str(inventory)
+        parsed.setdefault("provider", "ssh")
+    ctx.obj = {"config": config, "state_dir": state_dir, "overrides": parsed, "limit": limit}
 
 
 TOOLCHAIN_HELP = "Also install OCaml, opam and Mirage on the dom0 (large; opam needs its repository)."
 
 
 @cli.command()
+@target_options
 @click.option("--no-verify", is_flag=True, help="Stop after provisioning.")
 @click.option("--no-provision", is_flag=True, help="Only start the machine (e.g. for Molecule or a lab test).")
 @click.option("--toolchain", is_flag=True, help=TOOLCHAIN_HELP)
@@ -122,6 +175,7 @@ def up(ctx: click.Context, no_verify: bool, no_provision: bool, toolchain: bool)
 
 
 @cli.command()
+@target_options
 @click.option("--toolchain", is_flag=True, help=TOOLCHAIN_HELP)
 @click.pass_context
 def provision(ctx: click.Context, toolchain: bool) -> None:
@@ -130,6 +184,7 @@ def provision(ctx: click.Context, toolchain: bool) -> None:
 
 
 @cli.command()
+@target_options
 @click.pass_context
 def verify(ctx: click.Context) -> None:
     """Run the testinfra checks and the domU probe against the dom0."""
@@ -137,17 +192,42 @@ def verify(ctx: click.Context) -> None:
 
 
 @cli.command()
-@click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
+@click.option("--json", "as_json", is_flag=True, help="Machine-readable output (with a `topology` key).")
+@click.option("--graph", type=click.Path(dir_okay=False, path_type=Path),
+              help="Also draw the topology to FILE (.svg or .png, through Graphviz's dot).")
+@click.option("--no-topology", is_flag=True, help="Only the machine's state: do not read the dom0.")
 @click.pass_context
-def status(ctx: click.Context, as_json: bool) -> None:
-    """Show the machine, its SSH target and the host-only network."""
+def status(ctx: click.Context, as_json: bool, graph: Path | None, no_topology: bool) -> None:
+    """The machine and its live topology: host ↔ host-only network ↔ dom0 NIC ↔ bridge ↔ vifs ↔ domUs,
+    read from the running system, with every difference from the settings."""
+    import shutil
+
+    from .topology import collect
+    from .topology_render import GRAPH_FORMATS, GraphError, render_text, to_dot, write_graph
+
+    if graph is not None and graph.suffix.lower() not in GRAPH_FORMATS:
+        _fail(f"--graph {graph}: unknown suffix {graph.suffix!r}. Fix: end the name in .svg or .png",
+              EXIT_BAD_INPUT)
     env = _open_env(ctx)
     info = {"name": env.settings.name, "state_dir": str(env.state.root), **env.provider.status()}
+    topo = None if no_topology else collect(env, bool(info.get("running")))
+    if graph is not None:
+        try:
+            write_graph(to_dot(info, topo), graph)
+        except GraphError as exc:
+            _fail(str(exc))
     if as_json:
+        info["topology"] = topo.to_dict() if topo and info.get("running") else None
         click.echo(json.dumps(info, indent=2))
         return
-    for key, value in info.items():
-        click.echo(f"{key:>20}: {value}")
+    if no_topology:
+        for key, value in info.items():
+            click.echo(f"{key:>20}: {value}")
+        return
+    click.echo(render_text(info, topo, width=min(shutil.get_terminal_size((100, 24)).columns, 120),
+                           color=sys.stdout.isatty()), nl=False)
+    if graph is not None:
+        click.echo(f"graph: {graph}")
 
 
 @cli.command(context_settings={"ignore_unknown_options": True})
@@ -230,36 +310,73 @@ def _dom0_shell(ctx: click.Context):
 
 @unikernel.command("run")
 @click.option("--app", type=click.Choice(["auth", "www", "ping", "echo"]), default="auth", show_default=True)
-@click.option("--name", help="Domain name (default mirage-APP).")
+@click.option("--name", help="Domain name (default mirage-APP); with --count, names are NAME-01, NAME-02, …")
 @click.option("--memory", type=click.IntRange(4, 1024), default=4, show_default=True, help="MiB.")
+@click.option("--count", type=click.IntRange(1, 64), default=1, show_default=True,
+              help="Boot this many at once (one build, one MAC and lease each).")
+@click.option("--autostart", is_flag=True, help="Also boot it with the dom0 (xendomains, /etc/xen/auto).")
+@click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
 @click.pass_context
-def unikernel_run(ctx: click.Context, app: str, name: str | None, memory: int) -> None:
+def unikernel_run(ctx: click.Context, app: str, name: str | None, memory: int, count: int,
+                  autostart: bool, as_json: bool) -> None:
     """Build APP on the dom0, boot it on the bridge and wait for its DHCP lease."""
-    from .domus import DomUError, run_app
+    import statistics
+    import time
+
+    from .domus import DomUError, mac_for, run_apps
     from .report import Report
     from .settings import lease_seconds
     from .unikernel.xlconfig import XlConfigError
 
     env, sh = _dom0_shell(ctx)
     name = name or f"mirage-{app}"
+    names = [name] if count == 1 else [f"{name}-{i:02d}" for i in range(1, count + 1)]
     report = Report("unikernel run")
+    t0 = time.monotonic()
     try:
-        with report.stage(f"run {name}"):
-            booted = run_app(sh, app, name, memory, env.settings.network.bridge,
-                             lease_seconds(env.settings.network.lease_time) or 3600, report)
+        with report.stage(f"run {name}" if count == 1 else f"run {count} × {app}"):
+            booted = run_apps(sh, app, names, memory, env.settings.network.bridge,
+                              lease_seconds(env.settings.network.lease_time) or 3600, report,
+                              autostart=autostart)
     except (DomUError, XlConfigError) as exc:
         _fail(str(exc))
-    if booted.error:
-        _fail(f"{booted.error}\n{booted.console_tail}")
-    if booted.ip is None:  # a vchan app: no network
-        click.echo(f"{name} is up (vchan); talk to it: mirage-env vchan {name} [--send TEXT]")
-        return
-    ns = env.provider.status().get("host_only_namespace")
-    click.echo(f"{name} is up at {booted.ip} (xl create → lease {booted.create_to_lease_s}s)")
-    port = {"auth": ":8088/?user=alice&password=wonderland", "www": "/"}.get(app)
-    if ns and port:
-        click.echo(f"try: ip netns exec {ns} curl 'http://{booted.ip}{port}'")
-    click.echo(f"console: mirage-env unikernel logs {name}; stop: mirage-env unikernel stop {name}")
+    total_s = round(time.monotonic() - t0, 1)
+    failed = {n: b for n, b in booted.items() if b.error}
+    leases = [b.create_to_lease_s for b in booted.values() if b.create_to_lease_s is not None]
+    if as_json:
+        click.echo(json.dumps({
+            "domus": [{"name": n, "mac": mac_for(n), "ip": booted[n].ip, "xl_create_s": booted[n].create_s,
+                       "create_to_lease_s": booted[n].create_to_lease_s, "error": booted[n].error}
+                      for n in names],
+            "total_s": total_s,
+            "create_to_lease_median_s": statistics.median(leases) if leases else None,
+            "create_to_lease_worst_s": max(leases) if leases else None,
+        }, indent=2))
+    else:
+        ns = env.provider.status().get("host_only_namespace")
+        port = {"auth": ":8088/login?user=alice&password=wonderland", "www": "/"}.get(app)
+        for n in names:
+            b = booted[n]
+            if b.error:
+                continue
+            if b.ip is None:  # a vchan app: no network
+                click.echo(f"{n} is up (vchan); talk to it: mirage-env vchan {n} [--send TEXT]")
+                continue
+            click.echo(f"{n} is up at {b.ip} (xl create → lease {b.create_to_lease_s}s)")
+            if ns and port and count == 1:
+                click.echo(f"try: ip netns exec {ns} curl 'http://{b.ip}{port}'")
+        if count > 1 and leases:
+            click.echo(f"{len(leases)} of {count} up in {total_s}s; xl create → lease median "
+                       f"{statistics.median(leases)}s, worst {max(leases)}s")
+        if autostart and len(failed) < count:
+            click.echo("they boot with the dom0 (xendomains); `unikernel stop` ends that too")
+        if len(failed) < count:
+            click.echo(f"console: mirage-env unikernel logs NAME; stop: mirage-env unikernel stop "
+                       f"{' '.join(n for n in names if n not in failed)}")
+    if failed:
+        for n, b in failed.items():
+            click.secho(f"error: {b.error}" + (f"\n{b.console_tail}" if b.console_tail else ""), fg="red", err=True)
+        sys.exit(EXIT_FAILED)
 
 
 @unikernel.command("list")
@@ -294,18 +411,21 @@ def unikernel_logs(ctx: click.Context, name: str) -> None:
 
 
 @unikernel.command("stop")
-@click.argument("name")
+@click.argument("names", nargs=-1, required=True)
 @click.pass_context
-def unikernel_stop(ctx: click.Context, name: str) -> None:
-    """Destroy a domU."""
+def unikernel_stop(ctx: click.Context, names: tuple[str, ...]) -> None:
+    """Destroy domUs, end their autostart and release their DHCP leases."""
     from .domus import DomUError, stop
 
-    _, sh = _dom0_shell(ctx)
-    try:
-        stop(sh, name)
-    except DomUError as exc:
-        _fail(str(exc))
-    click.echo(f"{name} stopped")
+    env, sh = _dom0_shell(ctx)
+    errors = []
+    for name in names:
+        try:
+            click.echo(f"{name} {stop(sh, name, env.settings.network.bridge)}")
+        except DomUError as exc:
+            errors.append(str(exc))
+    if errors:
+        _fail("\n".join(errors))
 
 
 @cli.command()
@@ -330,6 +450,30 @@ def vchan(ctx: click.Context, domain: str, text: str | None, path: str | None) -
     config.write_text(env.provider.ssh_target().ssh_config(alias, env.state.path("known_hosts")))
     click.echo("type lines; the unikernel answers each one. Ctrl-D ends.", err=True)
     os.execvp("ssh", ["ssh", "-F", str(config), "-t", alias, command])
+
+
+@cli.command()
+@click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
+@click.pass_context
+def doctor(ctx: click.Context, as_json: bool) -> None:
+    """Check this host before anything starts; each failure names the command that fixes it."""
+    from .doctor import as_dict, run_checks
+    from .providers import resolve_provider_name
+
+    env = _open_env(ctx)
+    provider = resolve_provider_name(env.settings)
+    checks = run_checks(env.settings, provider, env.state.root)
+    result = as_dict(checks, provider)
+    if as_json:
+        click.echo(json.dumps(result, indent=2))
+    else:
+        colours = {"ok": "green", "warn": "yellow", "fail": "red", "skip": "bright_black"}
+        click.echo(f"provider: {provider}")
+        for check in checks:
+            click.echo(click.style(f"{check.status:>5}", fg=colours[check.status]) + f"  {check.name}: {check.detail}")
+            if check.fix and check.status in ("fail", "warn"):
+                click.echo(f"       fix: {check.fix}")
+    sys.exit(0 if result["ok"] else EXIT_FAILED)
 
 
 def main() -> None:

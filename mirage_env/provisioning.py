@@ -28,31 +28,32 @@ class ProvisionResult:
     task_seconds: dict[str, float] = field(default_factory=dict)
     failures: list[str] = field(default_factory=list)
     log: Path | None = None
+    per_host: dict[str, dict] = field(default_factory=dict)  # name → ok/changed/failed/unreachable
 
 
-def write_inventory(state: StateDir, host: str, target: SshTarget, host_vars: dict) -> Path:
+def write_inventory(state: StateDir, hosts: list) -> Path:
+    """One inventory for all the hosts, each with its own role variables (a lab's hosts differ)."""
     known_hosts = state.path("known_hosts")
-    inventory = {
-        "all": {
-            "hosts": {
-                host: {
-                    "ansible_host": target.host,
-                    "ansible_port": target.port,
-                    "ansible_user": target.user,
-                    "ansible_ssh_private_key_file": str(target.key),
-                    "ansible_ssh_common_args": f"-o UserKnownHostsFile={known_hosts} "
-                                               "-o StrictHostKeyChecking=accept-new -o IdentitiesOnly=yes",
-                    **host_vars,
-                }
-            }
+    entries = {}
+    for host in hosts:
+        target: SshTarget = host.target
+        entries[host.name] = {
+            "ansible_host": target.host,
+            "ansible_port": target.port,
+            "ansible_user": target.user,
+            "ansible_ssh_private_key_file": str(target.key),
+            "ansible_ssh_common_args": f"-o UserKnownHostsFile={known_hosts} "
+                                       "-o StrictHostKeyChecking=accept-new -o IdentitiesOnly=yes",
+            **host.settings.role_vars(),
+            **host.vars,
         }
-    }
     path = state.path("inventory.yml")
-    path.write_text(yaml.safe_dump(inventory, sort_keys=False))
+    path.write_text(yaml.safe_dump({"all": {"hosts": entries}}, sort_keys=False))
     return path
 
 
-def run_playbook(state: StateDir, inventory: Path, playbook: str, extravars: dict, report) -> ProvisionResult:
+def run_playbook(state: StateDir, inventory: Path, playbook: str, extravars: dict, report,
+                 forks: int = 8) -> ProvisionResult:
     import ansible_runner  # imported here: `mirage-env --help` must stay fast
 
     private = state.path("ansible")
@@ -89,7 +90,8 @@ def run_playbook(state: StateDir, inventory: Path, playbook: str, extravars: dic
                 report.info(str(message))
         elif kind == "runner_on_failed" and not data.get("ignore_errors"):
             result = data.get("res", {})
-            failures.append(f"{data.get('task')}: {result.get('msg') or result.get('stderr') or result}")
+            failures.append(f"{data.get('host')}: {data.get('task')}: "
+                            f"{result.get('msg') or result.get('stderr') or result}")
         elif kind == "runner_on_unreachable":
             failures.append(f"{data.get('host')} unreachable: {data.get('res', {}).get('msg')}")
         with open(log, "a") as f:
@@ -111,6 +113,7 @@ def run_playbook(state: StateDir, inventory: Path, playbook: str, extravars: dic
             "ANSIBLE_ROLES_PATH": str(ROLES),
             "ANSIBLE_FORCE_COLOR": "0",
             "ANSIBLE_NOCOLOR": "1",
+            "ANSIBLE_FORKS": str(forks),  # a lab's hosts are provisioned in parallel
         },
         event_handler=on_event,
         quiet=True,
@@ -120,6 +123,16 @@ def run_playbook(state: StateDir, inventory: Path, playbook: str, extravars: dic
 
     def total(key: str) -> int:
         return sum((stats.get(key) or {}).values())
+
+    names = set()
+    for key in ("ok", "changed", "failures", "dark", "skipped"):
+        names |= set((stats.get(key) or {}))
+    per_host = {}
+    for name in sorted(names):
+        counts = {key: (stats.get(key) or {}).get(name, 0) for key in ("changed", "failures", "dark")}
+        per_host[name] = {"ok": counts["failures"] == 0 and counts["dark"] == 0,
+                          "changed": counts["changed"], "failed": counts["failures"],
+                          "unreachable": counts["dark"]}
 
     return ProvisionResult(
         ok=runner.status == "successful",
@@ -131,4 +144,5 @@ def run_playbook(state: StateDir, inventory: Path, playbook: str, extravars: dic
         task_seconds=task_seconds,
         failures=failures,
         log=log,
+        per_host=per_host,
     )

@@ -36,6 +36,7 @@ class Report:
     stages: list[StageRecord] = field(default_factory=list)
     checks: list[CheckRecord] = field(default_factory=list)
     measurements: dict = field(default_factory=dict)
+    hosts: dict = field(default_factory=dict)  # per-host results when there are several hosts
     _status = None
     _last_plain: float = 0.0
     _started: float = field(default_factory=time.monotonic)
@@ -90,6 +91,10 @@ class Report:
     def measure(self, key: str, value) -> None:
         self.measurements[key] = value
 
+    def host(self, name: str, **fields) -> None:
+        """Record per-host results (a lab): merged, so each stage adds its own fields."""
+        self.hosts.setdefault(name, {}).update(fields)
+
     def as_dict(self, ok: bool, log: Path | None) -> dict:
         return {
             "command": self.command,
@@ -98,8 +103,21 @@ class Report:
             "stages": [vars(s) for s in self.stages],
             "checks": [vars(c) for c in self.checks],
             "measurements": self.measurements,
+            "hosts": self.hosts,
             "log": str(log) if log else None,
         }
+
+    def _hosts_table(self) -> Table:
+        table = Table(title="per host")
+        columns = ["host", "provisioned", "changed", "seconds", "checks", "result"]
+        for column in columns:
+            table.add_column(column)
+        for name, h in self.hosts.items():
+            checks = f"{h.get('checks_passed', '-')}/{h.get('checks_total', '-')}"
+            result = "ok" if h.get("ok") else f"FAILED {h.get('error') or ''}"[:70]
+            table.add_row(name, str(h.get("provisioned", "-")), str(h.get("changed", "-")),
+                          str(h.get("provision_s", "-")), checks, result)
+        return table
 
     def finish(self, ok: bool, log: Path | None = None) -> dict:
         data = self.as_dict(ok, log)
@@ -115,6 +133,8 @@ class Report:
         for c in self.checks:
             table.add_row(f"  {c.name}", "pass" if c.ok else f"FAIL {c.detail}"[:80], "")
         self.console.print(table)
+        if self.hosts:
+            self.console.print(self._hosts_table())
         if self.path:
             self.console.print(f"report: {self.path}")
         if not ok and log:

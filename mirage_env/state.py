@@ -39,6 +39,12 @@ class StateDir:
     def path(self, name: str) -> Path:
         return self.root / name
 
+    def for_host(self, host: str) -> "StateDir":
+        """A lab host's own corner (its check logs, its ssh config) inside the environment's."""
+        sub = StateDir(self.root / "hosts" / host)
+        sub.logs.mkdir(parents=True, exist_ok=True)
+        return sub
+
     def read_json(self, name: str) -> dict:
         try:
             return json.loads(self.path(name).read_text())

@@ -2,15 +2,35 @@
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass
 from pathlib import Path
 
 from .providers import Provider, get_provider
+from .providers.base import Host
 from .report import Report
 from .settings import Settings
 from .state import StateDir
 
-HOST_NAME = "dom0"
+
+
+class _HostReport:
+    """The report as one host of several sees it: its checks and stages carry the host's name."""
+
+    def __init__(self, base: Report, host: str):
+        self.base, self._host = base, host
+
+    def check(self, name: str, ok: bool, detail: str = "") -> None:
+        self.base.check(f"{self._host}: {name}", ok, detail)
+
+    def stage(self, name: str):
+        return self.base.stage(name if name.endswith(self._host) else f"{name} {self._host}")
+
+    def measure(self, key: str, value) -> None:
+        self.base.measure(f"{self._host}.{key}", value)
+
+    def __getattr__(self, name: str):
+        return getattr(self.base, name)
 
 
 class StageFailed(Exception):
@@ -25,9 +45,9 @@ class Environment:
 
     @classmethod
     def open(cls, settings: Settings, state_base: Path | None = None,
-             image_cache: Path | None = None) -> "Environment":
+             image_cache: Path | None = None, limit: str | None = None) -> "Environment":
         state = StateDir.for_env(settings.name, state_base)
-        return cls(settings, state, get_provider(settings, state, image_cache))
+        return cls(settings, state, get_provider(settings, state, image_cache, limit))
 
     def new_report(self, command: str) -> Report:
         return Report(command, path=self.state.path(f"report-{command}.json"))
@@ -36,69 +56,102 @@ class Environment:
     def machine_up(self, report: Report) -> None:
         with report.stage("machine"):
             self.provider.up(report)
+        self.state.write_json("provider.json", {"provider": self.provider.name})
 
-    def provision(self, report: Report, toolchain: bool = False) -> None:
+    def _run(self, report: Report, hosts: list[Host], playbook: str, extravars: dict):
         from .provisioning import run_playbook, write_inventory
 
+        inventory = write_inventory(self.state, hosts)
+        return run_playbook(self.state, inventory, playbook, extravars, report,
+                            forks=self.settings.lab.parallel)
+
+    def provision(self, report: Report, toolchain: bool = False) -> None:
         if toolchain:
             self._provision_toolchain(report)
-        with report.stage("provision"):
-            inventory = write_inventory(self.state, HOST_NAME, self.provider.ssh_target(),
-                                        self.provider.host_vars())
-            extravars = self.settings.role_vars()
-            if self.settings.unikernel.enabled:
+        hosts = self.provider.hosts()
+        started = time.monotonic()
+        with report.stage("provision" if len(hosts) == 1 else f"provision {len(hosts)} hosts in parallel"):
+            extravars = {}
+            if any(h.settings.unikernel.enabled for h in hosts):
                 from .sources import pack_unikernel_sources
 
                 extravars["unikernel_source_archive"] = str(pack_unikernel_sources(self.state))
-            result = run_playbook(self.state, inventory, "site.yml", extravars, report)
+            result = self._run(report, hosts, "site.yml", extravars)
             for role, seconds in result.role_seconds.items():
                 report.measure(f"provision.{role}_s", seconds)
             reboot = [s for t, s in result.task_seconds.items() if t.endswith("Reboot into Xen") and s > 1]
             if reboot:
                 report.measure("provision.reboot_into_xen_s", reboot[0])
             report.measure("provision.changed", result.changed)
+            seconds = round(time.monotonic() - started, 1)
+            if len(hosts) > 1:
+                self._record_hosts(report, hosts, result, seconds)
             if not result.ok:
                 why = "; ".join(result.failures) or f"ansible-playbook exited with {result.rc}"
                 raise StageFailed(f"provisioning failed: {why} (log: {result.log})")
             report.info(f"provisioned: changed={result.changed} failed={result.failed}")
 
-    def _provision_toolchain(self, report: Report) -> None:
-        from .provisioning import run_playbook, write_inventory
+    @staticmethod
+    def _record_hosts(report: Report, hosts: list[Host], result, seconds: float) -> None:
+        for host in hosts:
+            stats = result.per_host.get(host.name, {"ok": False, "unreachable": 1})
+            errors = [f.split(": ", 1)[1] for f in result.failures if f.startswith(f"{host.name}: ")]
+            if stats.get("unreachable"):
+                errors.append("unreachable")
+            report.host(host.name, provisioned="ok" if stats["ok"] else "failed",
+                        changed=stats.get("changed"), provision_s=seconds, ok=stats["ok"],
+                        error="; ".join(errors) or None)
 
+    def _provision_toolchain(self, report: Report) -> None:
         with report.stage("toolchain"):
-            inventory = write_inventory(self.state, HOST_NAME, self.provider.ssh_target(),
-                                        self.provider.host_vars())
-            result = run_playbook(self.state, inventory, "mirage_toolchain.yml", {}, report)
+            result = self._run(report, self.provider.hosts(), "mirage_toolchain.yml", {})
             report.measure("toolchain.changed", result.changed)
             if not result.ok:
                 why = "; ".join(result.failures) or f"ansible-playbook exited with {result.rc}"
                 raise StageFailed(f"the OCaml/Mirage toolchain failed: {why} (log: {result.log})")
 
     def verify(self, report: Report) -> None:
-        from .verify import run_checks
-
-        target = self.provider.ssh_target()
+        hosts = self.provider.hosts()
         failed: list[str] = []
-        with report.stage("checks"):
-            checks_ok = run_checks(self.state, target, self.settings.role_vars(), report)
-        if not checks_ok:
-            failed.append(f"some checks failed (details: {self.state.logs / 'checks.log'})")
-        # the probes run even when a check failed: the whole picture helps more than the first fault
-        for enabled, probe in ((self.settings.probe.enabled, self._linux_probe),
-                               (self.settings.unikernel.enabled, self._unikernel_probe)):
-            if enabled:
-                try:
-                    probe(target, report)
-                except StageFailed as exc:
-                    failed.append(str(exc))
+        for host in hosts:
+            # one host: check names as they are; several: each line says which host it is about
+            view = report if len(hosts) == 1 else _HostReport(report, host.name)
+            problems = self._verify_host(host, view)
+            if len(hosts) > 1:
+                passed = sum(1 for c in report.checks if c.name.startswith(f"{host.name}: ") and c.ok)
+                total = sum(1 for c in report.checks if c.name.startswith(f"{host.name}: "))
+                previous = report.hosts.get(host.name, {})
+                report.host(host.name, checks_passed=passed, checks_total=total,
+                            ok=previous.get("ok", True) and not problems,
+                            error="; ".join(problems) or previous.get("error"))
+            failed += [p if len(hosts) == 1 else f"{host.name}: {p}" for p in problems]
         if failed:
             raise StageFailed("; ".join(failed))
 
-    def _linux_probe(self, target, report: Report) -> None:
+    def _verify_host(self, host: Host, report) -> list[str]:
+        from .verify import run_checks
+
+        failed: list[str] = []
+        state = self.state if host.name == "dom0" else self.state.for_host(host.name)
+        with report.stage("checks"):
+            checks_ok = run_checks(state, host.target, host.settings.role_vars(), report)
+        if not checks_ok:
+            failed.append(f"some checks failed (details: {state.logs / 'checks.log'})")
+        # the probes run even when a check failed: the whole picture helps more than the first fault
+        for enabled, probe in ((host.settings.probe.enabled, self._linux_probe),
+                               (host.settings.unikernel.enabled, self._unikernel_probe)):
+            if enabled:
+                try:
+                    probe(host, report)
+                except StageFailed as exc:
+                    failed.append(str(exc))
+        return failed
+
+    def _linux_probe(self, host: Host, report: Report) -> None:
         from .probe import run_probe
 
         with report.stage("domU probe"):
-            result = run_probe(target, self.provider, self.settings, report)
+            result = run_probe(host.target, host, host.settings, report)
             report.measure("probe.xl_create_s", result.create_s)
             report.measure("probe.create_to_lease_s", result.create_to_lease_s)
             report.measure("probe.destroy_s", result.timings.get("destroy_s"))
@@ -112,15 +165,15 @@ class Environment:
                 raise StageFailed(f"the domU probe failed: {result.error}")
             report.info(f"probe domU got {result.ip} in {result.create_to_lease_s}s and answered ping")
 
-    def _unikernel_probe(self, target, report: Report) -> None:
+    def _unikernel_probe(self, host: Host, report: Report) -> None:
         from .probe import run_probe
         from .unikernel_probe import http_checks
 
-        uk = self.settings.unikernel
+        uk = host.settings.unikernel
         with report.stage("unikernel"):
-            result = run_probe(target, self.provider, self.settings, report, name=uk.domain_name,
+            result = run_probe(host.target, host, host.settings, report, name=uk.domain_name,
                                mac=uk.mac, lease_timeout=120,
-                               while_up=lambda ip: http_checks(self.provider, uk.app, ip))
+                               while_up=lambda ip: http_checks(host, uk.app, ip))
             report.measure("unikernel.xl_create_s", result.create_s)
             report.measure("unikernel.create_to_lease_s", result.create_to_lease_s)
             report.measure("unikernel.ip", result.ip)

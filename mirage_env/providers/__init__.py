@@ -21,8 +21,12 @@ def resolve_provider_name(settings: Settings) -> str:
     return "qemu"
 
 
-def get_provider(settings: Settings, state: StateDir, image_cache: Path | None = None) -> Provider:
+def get_provider(settings: Settings, state: StateDir, image_cache: Path | None = None,
+                 limit: str | None = None) -> Provider:
     name = resolve_provider_name(settings)
+    if limit and name != "ssh":
+        raise ProviderError(f"--limit {limit!r} selects lab hosts; the {name} provider has one machine. "
+                            "Fix: drop --limit, or use --provider ssh with an inventory")
     if name == "qemu":
         from .qemu import QemuProvider
 
@@ -34,7 +38,7 @@ def get_provider(settings: Settings, state: StateDir, image_cache: Path | None =
     if name == "ssh":
         from .ssh import SshProvider
 
-        return SshProvider(settings, state)
+        return SshProvider(settings, state, limit)
     raise ProviderError(f"provider {name!r} is not available. Fix: use one of qemu, virtualbox, libvirt, ssh")
 
 

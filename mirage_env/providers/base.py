@@ -4,8 +4,21 @@ from __future__ import annotations
 
 import subprocess
 from abc import ABC, abstractmethod
+from dataclasses import dataclass
+from typing import Any, Callable
 
 from ..sshclient import SshTarget
+
+
+@dataclass
+class Host:
+    """One dom0 as the stages see it: how to reach it, its own settings, its host side."""
+
+    name: str
+    target: SshTarget
+    settings: Any  # mirage_env.settings.Settings
+    vars: dict  # provider-specific role variables (e.g. where Xen's console goes)
+    host_exec: Callable[..., subprocess.CompletedProcess]  # runs on the host side, for probes
 
 
 class ProviderError(Exception):
@@ -34,3 +47,7 @@ class Provider(ABC):
     def host_vars(self) -> dict:
         """Role variables this provider's hosts need (e.g. where Xen's console goes)."""
         return {}
+
+    def hosts(self) -> list[Host]:
+        """The dom0s this provider gives: one for a machine, several for a lab."""
+        return [Host("dom0", self.ssh_target(), self.settings, self.host_vars(), self.host_exec)]
