@@ -45,6 +45,8 @@ def write_inventory(state: StateDir, hosts: list) -> Path:
             "ansible_ssh_common_args": f"-o UserKnownHostsFile={known_hosts} "
                                        "-o StrictHostKeyChecking=accept-new -o IdentitiesOnly=yes",
             **host.settings.role_vars(),
+            "mirage_env_probe": host.settings.probe.enabled,
+            "mirage_env_unikernel": host.settings.unikernel.enabled,
             **host.vars,
         }
     path = state.path("inventory.yml")

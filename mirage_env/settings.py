@@ -188,6 +188,16 @@ class MachineSettings(Strict):
     suite: Literal["bullseye", "bookworm", "trixie"] = "bookworm"
     mirror: str = "http://deb.debian.org/debian"
     security_mirror: str = "http://deb.debian.org/debian-security"
+    # NIC 3 on a shared LAN: the name of an existing network namespace holding a bridge `lan0`
+    # (several built-in machines on one "lab LAN", as the lab test builds); None: no NIC 3
+    lan: str | None = None
+
+    @field_validator("lan")
+    @classmethod
+    def _lan(cls, value: str | None) -> str | None:
+        if value is not None and not re.match(r"^[A-Za-z0-9_.-]{1,64}$", value):
+            raise ValueError(f"{value!r} is not a network namespace name. Fix: e.g. mev-lab")
+        return value
 
     @field_validator("memory", mode="before")
     @classmethod

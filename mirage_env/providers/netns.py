@@ -50,3 +50,28 @@ class HostOnlyNetwork:
             ip("-n", self.namespace, "link", "del", self.tap, check=False)
             ip("netns", "del", self.namespace, check=False)
         ip("link", "del", self.tap, check=False)
+
+
+@dataclass(frozen=True)
+class LanPort:
+    """NIC 3 of a built-in machine: a tap plugged into the bridge `lan0` of a shared namespace."""
+
+    namespace: str  # made by whoever builds the LAN (e.g. the lab test), not by the machine
+    tap: str
+    bridge: str = "lan0"
+
+    def create_tap(self) -> None:
+        self.remove()
+        ip("tuntap", "add", "dev", self.tap, "mode", "tap")
+        ip("link", "set", self.tap, "up")
+
+    def plug(self) -> None:
+        """Once QEMU holds the tap: move it into the LAN's namespace and onto its bridge."""
+        ip("link", "set", self.tap, "netns", self.namespace)
+        ip("-n", self.namespace, "link", "set", self.tap, "master", self.bridge)
+        ip("-n", self.namespace, "link", "set", self.tap, "up")
+
+    def remove(self) -> None:
+        if self.namespace in ip("netns", "list").stdout.split():
+            ip("-n", self.namespace, "link", "del", self.tap, check=False)
+        ip("link", "del", self.tap, check=False)

@@ -25,7 +25,7 @@ from ..sshclient import SshTarget, connect, run, wait_for_ssh
 from ..state import StateDir
 from .base import Provider, ProviderError
 from .image import ImageRecipe, ensure_base_image
-from .netns import HostOnlyNetwork
+from .netns import HostOnlyNetwork, LanPort
 
 QEMU = "qemu-system-x86_64"
 APT_PROXY_GUEST = "10.0.2.100:3142"
@@ -76,6 +76,8 @@ class QemuProvider(Provider):
         self.qmp = state.path("qmp.sock")
         self.console_log = state.logs / "console.log"
         self.key = state.path("id_ed25519")
+        lan = settings.machine.lan
+        self.lan = LanPort(lan, f"mevlan{state.short_id}") if lan else None
 
     # -- state -----------------------------------------------------------------------------
     def _meta(self) -> dict:
@@ -155,12 +157,22 @@ class QemuProvider(Provider):
             self.state.write_json("machine.json", meta)
             report.step(f"starting QEMU ({accel}, {self.settings.machine.memory} MiB, "
                         f"{self.settings.machine.cpus} CPUs)")
+            if self.lan and self.lan.namespace not in subprocess.run(
+                    ["ip", "netns", "list"], capture_output=True, text=True).stdout.split():
+                raise ProviderError(f"machine.lan: the namespace {self.lan.namespace!r} does not exist. "
+                                    "Fix: create it with a bridge lan0 first, or unset machine.lan")
             self.network.create_tap()
+            if self.lan:
+                self.lan.create_tap()
             try:
                 self._start_qemu(accel, port, image.disk)
                 self.network.move_into_namespace()
+                if self.lan:
+                    self.lan.plug()
             except Exception:
                 self.network.remove()
+                if self.lan:
+                    self.lan.remove()
                 raise
             self._await_ssh(report, meta, image)
 
@@ -191,6 +203,10 @@ class QemuProvider(Provider):
             # NIC 2: the host-only network
             "-netdev", f"tap,id=hostonly,ifname={self.network.tap},script=no,downscript=no",
             "-device", f"virtio-net-pci,netdev=hostonly,mac={hostonly_mac},addr=0x4",
+            # NIC 3 (optional): a shared "lab LAN" — eth2
+            *(["-netdev", f"tap,id=lan,ifname={self.lan.tap},script=no,downscript=no",
+               "-device", f"virtio-net-pci,netdev=lan,mac=52:54:01:{sid[0:2]}:{sid[2:4]}:{sid[4:6]},addr=0x6"]
+              if self.lan else []),
             "-display", "none", "-serial", f"file:{self.console_log}",
             "-qmp", f"unix:{self.qmp},server=on,wait=off",
             "-pidfile", str(self.pidfile), "-daemonize",
@@ -267,6 +283,8 @@ class QemuProvider(Provider):
                 os.kill(pid, signal.SIGTERM)
                 time.sleep(2)
         self.network.remove()
+        if self.lan:
+            self.lan.remove()
         for leftover in (self.pidfile, self.qmp):
             leftover.unlink(missing_ok=True)
 
