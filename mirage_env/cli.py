@@ -459,10 +459,17 @@ def doctor(ctx: click.Context, as_json: bool) -> None:
     """Check this host before anything starts; each failure names the command that fixes it."""
     from .doctor import as_dict, run_checks
     from .providers import resolve_provider_name
+    from .settings import SettingsError, load_settings
+    from .state import StateDir
 
-    env = _open_env(ctx)
-    provider = resolve_provider_name(env.settings)
-    checks = run_checks(env.settings, provider, env.state.root)
+    # no provider object: the doctor must work before anything of a provider is set up
+    try:
+        settings = load_settings(ctx.obj["config"], ctx.obj["overrides"])
+    except SettingsError as exc:
+        click.secho(exc.render(), fg="red", err=True)
+        sys.exit(EXIT_BAD_INPUT)
+    provider = resolve_provider_name(settings)
+    checks = run_checks(settings, provider, StateDir.for_env(settings.name, ctx.obj["state_dir"]).root)
     result = as_dict(checks, provider)
     if as_json:
         click.echo(json.dumps(result, indent=2))
