@@ -3,6 +3,7 @@ once (by whichever test needs it first) and removed at the end."""
 
 from __future__ import annotations
 
+import os
 import shutil
 import tempfile
 from pathlib import Path
@@ -12,7 +13,13 @@ import pytest
 
 @pytest.fixture(scope="session")
 def image_cache_home():
-    """An XDG_CACHE_HOME for the session: mirage-env keeps its base images under it."""
+    """An XDG_CACHE_HOME for the session: mirage-env keeps its base images under it.
+    MIRAGE_E2E_IMAGE_CACHE=DIR keeps and reuses one across sessions (for development)."""
+    keep = os.environ.get("MIRAGE_E2E_IMAGE_CACHE")
+    if keep:
+        Path(keep).mkdir(parents=True, exist_ok=True)
+        yield Path(keep)
+        return
     base = Path(tempfile.mkdtemp(prefix="mev-e2e-cache-", dir="/var/tmp"))
     try:
         yield base
