@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import fcntl
 import os
 import shutil
 import subprocess
@@ -74,6 +75,17 @@ def ensure_base_image(
     if image.disk.exists() and image.key.exists():
         return image
     folder.mkdir(parents=True, exist_ok=True)
+    # two environments brought up at once (a lab) must not build the same image twice:
+    # the second waits for the first and then finds the image there
+    with open(folder / ".lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        if image.disk.exists() and image.key.exists():
+            return image
+        return _build_base_image(recipe, folder, image, log, progress)
+
+
+def _build_base_image(recipe: "ImageRecipe", folder: Path, image: "BaseImage", log: Path | None,
+                      progress: Callable[[str], None] | None) -> "BaseImage":
     say = progress or (lambda _msg: None)
     with tempfile.TemporaryDirectory(prefix="build-", dir=folder) as tmp:
         work = Path(tmp)
