@@ -10,12 +10,13 @@ import hashlib
 import shlex
 from dataclasses import dataclass
 
-from .probe import LEASE_FILE, Booted, boot_and_wait_for_console, boot_and_wait_for_lease, console_log
+from .probe import LEASE_FILE, Booted, boot_and_wait_for_console, console_log, create_and_wait_for_leases
 from .unikernel.xlconfig import render_xl_config
 
 SRC = "/opt/mirage-env/src"
 OUT = "/var/lib/mirage-env/unikernel"
 XL_DIR = "/etc/xen"
+AUTO_DIR = "/etc/xen/auto"  # xendomains boots the configs linked here with the dom0
 # apps that need no network: booted when their console says they are ready, not on a DHCP lease
 CONSOLE_READY = {"echo": "vchan: server on"}
 
@@ -40,26 +41,51 @@ class DomU:
     ip: str | None = None
 
 
-def run_app(sh, app: str, name: str, memory_mb: int, bridge: str, lease_s: int, report,
-            timeout: float = 120) -> Booted:
+def build(sh, app: str, report) -> str:
+    """Build APP for Xen on the dom0 (make is incremental) and return the image's path."""
     code, _ = sh(f"test -f {SRC}/mirage_env/unikernel/build.py")
     if code != 0:
         raise DomUError("the unikernel sources are not on the dom0. Fix: run `mirage-env provision`")
-    image = f"{OUT}/{app}.xen"
     report.step(f"building {app} for Xen on the dom0")
     code, out = sh(f"cd {SRC} && sudo env CC=gcc python3 -m mirage_env.unikernel.build --app {shlex.quote(app)} "
                    f"--target xen --out {OUT}", timeout=1200)
     if code != 0:
         raise DomUError(f"building {app} failed on the dom0:\n{out[-1500:]}")
-    mac = mac_for(name)
-    config = render_xl_config(name, image, memory_mb, bridge=bridge, mac=mac)
+    return f"{OUT}/{app}.xen"
+
+
+def write_config(sh, name: str, image: str, memory_mb: int, bridge: str, autostart: bool) -> str:
+    """Write /etc/xen/NAME.cfg; with `autostart`, link it into /etc/xen/auto so that xendomains
+    boots it with the dom0 (without, remove such a link: the latest run decides)."""
+    config = render_xl_config(name, image, memory_mb, bridge=bridge, mac=mac_for(name))
     path = f"{XL_DIR}/{name}.cfg"
-    code, out = sh(f"printf %s {shlex.quote(config)} | sudo tee {path} >/dev/null")
+    link = f"{AUTO_DIR}/{name}.cfg"
+    if autostart:
+        tail = f"sudo mkdir -p {AUTO_DIR} && sudo ln -sfn {path} {link}"
+    else:
+        tail = f"sudo rm -f {link}"
+    code, out = sh(f"printf %s {shlex.quote(config)} | sudo tee {path} >/dev/null && {tail}")
     if code != 0:
         raise DomUError(f"could not write {path}: {out}")
+    return path
+
+
+def run_apps(sh, app: str, names: list[str], memory_mb: int, bridge: str, lease_s: int, report,
+             autostart: bool = False, timeout: float = 120) -> dict[str, Booted]:
+    """Build APP once, write one xl config per name (each its own MAC), boot them all and wait
+    for every lease (or, for a console app, its ready line)."""
+    image = build(sh, app, report)
+    configs = [(name, write_config(sh, name, image, memory_mb, bridge, autostart)) for name in names]
     if app in CONSOLE_READY:
-        return boot_and_wait_for_console(sh, name, path, CONSOLE_READY[app], timeout, report)
-    return boot_and_wait_for_lease(sh, name, mac, path, lease_s, timeout, report)
+        return {name: boot_and_wait_for_console(sh, name, path, CONSOLE_READY[app], timeout, report)
+                for name, path in configs}
+    return create_and_wait_for_leases(sh, [(name, mac_for(name), path) for name, path in configs],
+                                      lease_s, timeout, report)
+
+
+def run_app(sh, app: str, name: str, memory_mb: int, bridge: str, lease_s: int, report,
+            timeout: float = 120) -> Booted:
+    return run_apps(sh, app, [name], memory_mb, bridge, lease_s, report, timeout=timeout)[name]
 
 
 def list_domus(sh) -> list[DomU]:
@@ -93,7 +119,27 @@ def logs(sh, name: str) -> str:
     return out
 
 
-def stop(sh, name: str) -> None:
-    code, out = sh(f"sudo xl destroy {shlex.quote(name)}")
+def stop(sh, name: str, bridge: str) -> str:
+    """Destroy a domU, remove its autostart link and give its address back to dnsmasq
+    (`dhcp_release`, from dnsmasq-utils, when installed), so stopped unikernels do not hold
+    addresses of the DHCP range until their leases expire. Returns what was done."""
+    q = shlex.quote(name)
+    _, nets = sh(f"sudo xl network-list {q} 2>/dev/null")
+    macs = [f.lower() for line in nets.splitlines()[1:] for f in line.split() if f.count(":") == 5]
+    code, out = sh(f"sudo xl destroy {q}")
+    sh(f"sudo rm -f {AUTO_DIR}/{name}.cfg")
     if code != 0:
         raise DomUError(f"could not stop {name!r}: {out.strip()}. Fix: check `mirage-env unikernel list`")
+    if not macs:
+        return "stopped"
+    _, leases = sh(f"cat {LEASE_FILE} 2>/dev/null")
+    ips = [(p[2], p[1].lower()) for p in (l.split() for l in leases.splitlines())
+           if len(p) >= 3 and p[1].lower() in macs]
+    if not ips:
+        return "stopped"
+    code, _ = sh("command -v dhcp_release")
+    if code != 0:
+        return "stopped; its lease stays until it expires (install dnsmasq-utils to release it)"
+    for ip, mac in ips:
+        sh(f"sudo dhcp_release {shlex.quote(bridge)} {ip} {mac}")
+    return f"stopped; released {', '.join(ip for ip, _ in ips)}"

@@ -9,6 +9,7 @@ it. Timings go to the report.
 
 from __future__ import annotations
 
+import ipaddress
 import shlex
 import time
 from dataclasses import dataclass, field
@@ -71,27 +72,140 @@ def _create(sh, name: str, config: str, report) -> tuple[int, float, float | Non
     return int(now.strip()), t0, create_s, (None if code == 0 else f"xl create failed: {out.strip()[-300:]}")
 
 
+@dataclass
+class Pending:
+    """A domU just created, waiting for its lease."""
+    name: str
+    mac: str
+    started: int  # dom0 epoch seconds before its `xl create`
+    t0: float  # monotonic, before its `xl create`
+    create_s: float | None
+
+
+@dataclass
+class DhcpRange:
+    start: ipaddress.IPv4Address
+    end: ipaddress.IPv4Address
+
+    @property
+    def size(self) -> int:
+        return int(self.end) - int(self.start) + 1
+
+    def __contains__(self, ip: str) -> bool:
+        try:
+            return self.start <= ipaddress.IPv4Address(ip) <= self.end
+        except ValueError:
+            return False
+
+
+def parse_dhcp_range(conf_text: str) -> DhcpRange | None:
+    """The first IPv4 `dhcp-range=[tag,]START,END,…` in dnsmasq's configuration."""
+    for line in conf_text.splitlines():
+        key, _, value = line.strip().partition("=")
+        if key.strip() != "dhcp-range":
+            continue
+        addrs = []
+        for word in value.split(","):
+            try:
+                addrs.append(ipaddress.IPv4Address(word.strip()))
+            except ValueError:
+                continue
+        if len(addrs) >= 2:
+            return DhcpRange(addrs[0], addrs[1])
+    return None
+
+
+def leased_in_range(lease_text: str, dhcp: DhcpRange) -> int:
+    return len({p[2] for p in (l.split() for l in lease_text.splitlines()) if len(p) >= 3 and p[2] in dhcp})
+
+
+def refused_macs(journal_text: str) -> set[str]:
+    """MACs dnsmasq logged `no address available` for (`DHCPDISCOVER(br0) MAC no address available`)."""
+    macs = set()
+    for line in journal_text.splitlines():
+        if "no address available" in line:
+            macs.update(w.lower() for w in line.split() if w.count(":") == 5)
+    return macs
+
+
+def exhausted_message(name: str, dhcp: DhcpRange, leased: int, said_by_dnsmasq: bool) -> str:
+    how = "dnsmasq logged 'no address available'" if said_by_dnsmasq else "the lease file is full"
+    return (f"no lease for {name}: dnsmasq has no free address in {dhcp.start}–{dhcp.end} "
+            f"({leased} of {dhcp.size} leased; {how}). Fix: stop unikernels you no longer need "
+            "(`mirage-env unikernel list` / `mirage-env unikernel stop NAME`), or widen "
+            "network.dhcp_start/dhcp_end and run `mirage-env provision`")
+
+
+DNSMASQ_CONF = "/etc/dnsmasq.d/*.conf /etc/dnsmasq.conf"
+
+
+def wait_for_leases(sh: Callable[..., tuple[int, str]], pending: list[Pending], lease_s: int,
+                    timeout: float, report, lease_file: str = LEASE_FILE) -> dict[str, Booted]:
+    """Wait until dnsmasq has granted each domU's MAC a fresh lease and its console shows the
+    address. A domU that cannot get one because the DHCP range is used up fails at once, with
+    the range and the fix, instead of after the whole timeout."""
+    done: dict[str, Booted] = {}
+    _, conf = sh(f"sudo cat {DNSMASQ_CONF} 2>/dev/null")
+    dhcp = parse_dhcp_range(conf)
+    since = min((p.started for p in pending), default=0)
+    deadline = max((p.t0 for p in pending), default=time.monotonic()) + timeout
+    consoles: dict[str, str] = {}
+    while len(done) < len(pending) and time.monotonic() < deadline:
+        waiting = [p for p in pending if p.name not in done]
+        script = f"cat {lease_file} 2>/dev/null; echo ---journal; " \
+                 f"sudo journalctl -u dnsmasq --since @{since} -o cat --no-pager 2>/dev/null " \
+                 "| grep 'no address available'"
+        for p in waiting:
+            script += f"; echo ---console; sudo cat {console_log(p.name)} 2>/dev/null"
+        _, out = sh(script)
+        lease_part, _, rest = out.partition("---journal")
+        journal_part, *console_parts = rest.split("---console")
+        refused = refused_macs(journal_part)
+        full = dhcp is not None and leased_in_range(lease_part, dhcp) >= dhcp.size
+        for p, console in zip(waiting, console_parts):
+            consoles[p.name] = console
+            ip = fresh_lease(lease_part, p.mac, p.started, lease_s)
+            if ip and ip in console:
+                done[p.name] = Booted(ip, p.create_s, round(time.monotonic() - p.t0, 1),
+                                      console.strip()[-400:], None)
+            elif dhcp is not None and not ip and (p.mac.lower() in refused
+                                                  or (full and p.mac.lower() not in lease_part.lower())):
+                done[p.name] = Booted(None, p.create_s, None, console.strip()[-400:],
+                                      exhausted_message(p.name, dhcp, leased_in_range(lease_part, dhcp),
+                                                        p.mac.lower() in refused))
+        if len(done) < len(pending):
+            oldest = min(p.t0 for p in pending if p.name not in done)
+            report.step(f"waiting for {len(pending) - len(done)} DHCP lease(s) "
+                        f"({time.monotonic() - oldest:.0f}s)")
+            time.sleep(1)
+    for p in pending:
+        if p.name not in done:
+            done[p.name] = Booted(None, p.create_s, None, consoles.get(p.name, "").strip()[-400:],
+                                  f"no DHCP lease for {p.name} ({p.mac}) within {timeout:.0f}s; see "
+                                  f"{console_log(p.name)} and `journalctl -u dnsmasq` on the dom0")
+    return done
+
+
+def create_and_wait_for_leases(sh: Callable[..., tuple[int, str]], domus: list[tuple[str, str, str]],
+                               lease_s: int, timeout: float, report,
+                               lease_file: str = LEASE_FILE) -> dict[str, Booted]:
+    """`xl create` each (name, mac, config) in turn, then wait for all their leases together."""
+    pending, failed = [], {}
+    for name, mac, config in domus:
+        started, t0, create_s, error = _create(sh, name, config, report)
+        if error:
+            failed[name] = Booted(None, create_s, None, "", error)
+        else:
+            pending.append(Pending(name, mac, started, t0, create_s))
+    return {**wait_for_leases(sh, pending, lease_s, timeout, report, lease_file), **failed}
+
+
 def boot_and_wait_for_lease(sh: Callable[..., tuple[int, str]], name: str, mac: str, config: str,
                             lease_s: int, timeout: float, report,
                             lease_file: str = LEASE_FILE) -> Booted:
     """Boot a domU and wait until dnsmasq has granted its MAC a fresh lease and the domU's console
     shows that address."""
-    console = console_log(name)
-    started, t0, create_s, error = _create(sh, name, config, report)
-    if error:
-        return Booted(None, create_s, None, "", error)
-    console_part = ""
-    while time.monotonic() < t0 + timeout:
-        _, both = sh(f"cat {lease_file} 2>/dev/null; echo ---; sudo cat {console} 2>/dev/null")
-        lease_part, _, console_part = both.partition("---")
-        ip = fresh_lease(lease_part, mac, started, lease_s)
-        if ip and ip in console_part:
-            return Booted(ip, create_s, round(time.monotonic() - t0, 1), console_part.strip()[-400:], None)
-        report.step(f"waiting for {name}'s DHCP lease ({time.monotonic() - t0:.0f}s)")
-        time.sleep(1)
-    return Booted(None, create_s, None, console_part.strip()[-400:],
-                  f"no DHCP lease for {name} ({mac}) within {timeout:.0f}s; "
-                  f"see {console} and `journalctl -u dnsmasq` on the dom0")
+    return create_and_wait_for_leases(sh, [(name, mac, config)], lease_s, timeout, report, lease_file)[name]
 
 
 def boot_and_wait_for_console(sh: Callable[..., tuple[int, str]], name: str, config: str, marker: str,
