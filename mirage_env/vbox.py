@@ -16,6 +16,7 @@ The formats are VBoxManage's own (VBoxManageList.cpp, VBoxManageInfo.cpp):
 from __future__ import annotations
 
 import re
+import shlex
 import shutil
 import subprocess
 from dataclasses import dataclass
@@ -173,11 +174,15 @@ def vm_nic(machinereadable: str, human: str, index: int) -> VmNic:
                  parse_nic_promisc(human).get(index))
 
 
-def dhcp_disable_command(version: Version, network_name: str) -> str:
+def dhcp_disable_args(version: Version, network_name: str) -> list[str]:
     """VirtualBox 6.1 rewrote `dhcpserver` (--network=NAME); older ones take --netname NAME."""
     if version.at_least(6, 1):
-        return f"VBoxManage dhcpserver modify --network={network_name} --disable"
-    return f"VBoxManage dhcpserver modify --netname {network_name} --disable"
+        return ["dhcpserver", "modify", f"--network={network_name}", "--disable"]
+    return ["dhcpserver", "modify", "--netname", network_name, "--disable"]
+
+
+def dhcp_disable_command(version: Version, network_name: str) -> str:
+    return shlex.join([VBOXMANAGE, *dhcp_disable_args(version, network_name)])
 
 
 def run_vboxmanage(*args: str, timeout: float = 30) -> str:
