@@ -15,7 +15,6 @@ import os
 import shutil
 import subprocess
 import tempfile
-import time
 import uuid
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -125,9 +124,11 @@ def _write(root: Path, rel: str, text: str, mode: int = 0o644) -> None:
     target.chmod(mode)
 
 
+CHROOT_ENV = {"PATH": "/usr/sbin:/usr/bin:/sbin:/bin", "DEBIAN_FRONTEND": "noninteractive", "LANG": "C"}
+
+
 def _chroot(rootfs: Path, *args: str, log: Path | None = None) -> None:
-    env = {"PATH": "/usr/sbin:/usr/bin:/sbin:/bin", "DEBIAN_FRONTEND": "noninteractive", "LANG": "C"}
-    run_logged(["chroot", rootfs, *args], log, env=env)
+    run_logged(["chroot", rootfs, *args], log, env=CHROOT_ENV)
 
 
 def _configure_rootfs(root: Path, recipe: ImageRecipe, pubkey: str, fs_uuid: str) -> None:
@@ -193,32 +194,16 @@ def _make_disk(raw: Path, rootfs: Path, recipe: ImageRecipe, fs_uuid: str, log: 
                        "--sizelimit", str(size - PART_OFFSET), raw], log).strip().splitlines()[-1]
     whole = None
     mnt = raw.parent / "mnt"
-    mounted: list[Path] = []
+    grub_cfg = raw.parent / "grub.cfg"
     try:
         run_logged(["mkfs.ext4", "-q", "-F", "-L", "root", "-U", fs_uuid, "-d", rootfs, part], log)
         whole = run_logged(["losetup", "-f", "--show", raw], log).strip().splitlines()[-1]
         mnt.mkdir()
-        run_logged(["mount", part, mnt], log)
-        mounted.append(mnt)
-        for sub in ("dev", "proc", "sys"):
-            run_logged(["mount", "--bind", f"/{sub}", mnt / sub], log)
-            mounted.append(mnt / sub)
-        # GRUB sees no partition table on the offset loop device: force the modules it needs.
-        _chroot(mnt, "grub-install", "--target=i386-pc", "--modules=part_msdos ext2", whole, log=log)
-        # Debian's grub scripts skip /dev/loop* roots and would write no menu entry at all.
-        dropin = mnt / "etc/default/grub.d/99-image-build.cfg"
-        dropin.parent.mkdir(exist_ok=True)
-        dropin.write_text("GRUB_DEVICE=/dev/vda1\n")
-        _chroot(mnt, "update-grub", log=log)
-        dropin.unlink()
-        grub_cfg = (mnt / "boot/grub/grub.cfg").read_text()
-        if "menuentry" not in grub_cfg:
+        run_logged(["unshare", "--mount", "--propagation", "private", "sh", "-euc", GRUB_STEPS,
+                    "grub-steps", part, whole, mnt, grub_cfg], log, env=CHROOT_ENV)
+        if "menuentry" not in grub_cfg.read_text():
             raise RuntimeError("update-grub wrote no menu entry into the image's grub.cfg")
     finally:
-        # A real (not lazy) unmount: the journal must be checkpointed before the disk is copied,
-        # or GRUB finds a filesystem that still "needs recovery" and no grub.cfg in it.
-        for path in reversed(mounted):
-            _unmount(path)
         for dev in (whole, part):
             if dev:
                 subprocess.run(["losetup", "-d", dev], check=False)
@@ -226,12 +211,30 @@ def _make_disk(raw: Path, rootfs: Path, recipe: ImageRecipe, fs_uuid: str, log: 
     _check_clean(raw, size, log)
 
 
-def _unmount(path: Path) -> None:
-    for _attempt in range(10):
-        if subprocess.run(["umount", str(path)], capture_output=True).returncode == 0:
-            return
-        time.sleep(1)
-    raise RuntimeError(f"could not unmount {path} while building the image (is something using it?)")
+# Run in a mount namespace of its own. The host's / is a private mount: a namespace made while
+# the image is mounted (`ip netns exec`, libvirt's QEMU, another helper's unshare) would copy the
+# mount and keep the filesystem open after our umount, leaving an image that "needs recovery".
+# The umount is a real one, not lazy: the journal must be checkpointed before the disk is copied,
+# or GRUB finds a filesystem that needs recovery and no grub.cfg in it.
+GRUB_STEPS = r"""
+part=$1 whole=$2 mnt=$3 grub_cfg_copy=$4
+mount "$part" "$mnt"
+for sub in dev proc sys; do mount --bind "/$sub" "$mnt/$sub"; done
+# GRUB sees no partition table on the offset loop device: force the modules it needs.
+chroot "$mnt" grub-install --target=i386-pc --modules="part_msdos ext2" "$whole"
+# Debian's grub scripts skip /dev/loop* roots and would write no menu entry at all.
+mkdir -p "$mnt/etc/default/grub.d"
+echo GRUB_DEVICE=/dev/vda1 > "$mnt/etc/default/grub.d/99-image-build.cfg"
+chroot "$mnt" update-grub
+rm "$mnt/etc/default/grub.d/99-image-build.cfg"
+cp "$mnt/boot/grub/grub.cfg" "$grub_cfg_copy"
+umount "$mnt/sys" "$mnt/proc" "$mnt/dev"
+tries=0
+until umount "$mnt"; do
+    tries=$((tries + 1)); [ "$tries" -lt 10 ] || { echo "could not unmount $mnt" >&2; exit 1; }
+    sleep 1
+done
+"""
 
 
 def _check_clean(raw: Path, size: int, log: Path | None) -> None:
