@@ -88,7 +88,7 @@ def render_tree(info: dict, topo: Topology | None) -> Tree:
     for vif in ports:
         bridge.add(_vif_line(vif, topo))
     if not ports:
-        bridge.add(Text("no vifs: no domU is running (try: mirage-env unikernel run --app www)", style="dim"))
+        bridge.add(Text("no vifs: no domU runs (mirage-env unikernel run)", style="dim"))
     if topo.uplink is not None:
         tree.add(_iface_line(f"dom0 uplink {topo.uplink.name} (NAT, management)", topo.uplink))
     return tree
