@@ -21,6 +21,7 @@ from .domus import DomU, list_domus
 from .probe import LEASE_FILE
 
 SECTION_RE = re.compile(r"^@@mev:(?P<name>[a-z0-9 _.-]+)@@$", re.MULTILINE)
+CONNECT_TIMEOUT_S = 60
 VIF_RE = re.compile(r"^vif(?P<domid>\d+)\.(?P<devid>\d+)$")
 
 # One pass under one sudo: `ip -d` gives addresses, bridge membership and bridge options at once;
@@ -292,9 +293,11 @@ def collect_dom0(provider) -> tuple[str | None, str | None]:
     from . import sshclient
 
     try:
-        client = sshclient.connect(provider.ssh_target(), timeout=15)
+        # generous: a busy TCG dom0 has taken 20 s for the SSH handshake alone
+        client = sshclient.connect(provider.ssh_target(), timeout=CONNECT_TIMEOUT_S)
     except Exception as exc:
-        return None, f"not reachable over SSH ({exc or type(exc).__name__})"
+        return None, (f"not reachable over SSH within {CONNECT_TIMEOUT_S}s ({exc or type(exc).__name__}): "
+                      "still booting or very busy? Try again, or `mirage-env ssh`")
     try:
         code, out = sshclient.run(client, dom0_command(), timeout=120)
     except Exception as exc:
