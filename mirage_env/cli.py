@@ -210,14 +210,15 @@ def status(ctx: click.Context, as_json: bool, graph: Path | None, no_topology: b
               EXIT_BAD_INPUT)
     env = _open_env(ctx)
     info = {"name": env.settings.name, "state_dir": str(env.state.root), **env.provider.status()}
-    topo = None if no_topology else collect(env, bool(info.get("running")))
+    # running None (lab hosts: the provider cannot tell) is worth an SSH attempt; False is not
+    topo = None if no_topology else collect(env, info.get("running") is not False)
     if graph is not None:
         try:
             write_graph(to_dot(info, topo), graph)
         except GraphError as exc:
             _fail(str(exc))
     if as_json:
-        info["topology"] = topo.to_dict() if topo and info.get("running") else None
+        info["topology"] = topo.to_dict() if topo and info.get("running") is not False else None
         click.echo(json.dumps(info, indent=2))
         return
     if no_topology:

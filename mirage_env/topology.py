@@ -291,10 +291,15 @@ def collect(env, running: bool) -> Topology:
 def collect_dom0(provider) -> tuple[str | None, str | None]:
     """(output of the one dom0 script, error) over one SSH connection."""
     from . import sshclient
+    from .providers import ProviderError
 
     try:
+        target = provider.ssh_target()
+    except ProviderError as exc:  # e.g. never started, or several lab hosts selected
+        return None, str(exc)
+    try:
         # generous: a busy TCG dom0 has taken 20 s for the SSH handshake alone
-        client = sshclient.connect(provider.ssh_target(), timeout=CONNECT_TIMEOUT_S)
+        client = sshclient.connect(target, timeout=CONNECT_TIMEOUT_S)
     except Exception as exc:
         return None, (f"not reachable over SSH within {CONNECT_TIMEOUT_S}s ({exc or type(exc).__name__}): "
                       "still booting or very busy? Try again, or `mirage-env ssh`")

@@ -57,12 +57,14 @@ def render_tree(info: dict, topo: Topology | None) -> Tree:
     head = Text()
     head.append(f"{info.get('name')}", style="bold")
     head.append(f" — {info.get('provider')}, ")
-    head.append("running" if running else "not running", style="green" if running else "yellow")
+    # running None: the provider cannot tell (lab hosts): the topology read says it
+    head.append({True: "running", False: "not running", None: "state read over SSH"}.get(running, str(running)),
+                style="green" if running else "yellow")
     for key in ("accel", "ssh"):
         if info.get(key):
             head.append(f", {key} {info[key]}", style="dim")
     tree = Tree(head)
-    if not running or topo is None:
+    if running is False or topo is None:
         tree.add(Text("the machine is not running: nothing to read. Start it: mirage-env up", style="yellow"))
         return tree
     exp = topo.expected
@@ -100,7 +102,7 @@ def render_text(info: dict, topo: Topology | None, width: int = 100, color: bool
     console = Console(file=out, width=width, color_system="standard" if color else None,
                       force_terminal=color, highlight=False)
     console.print(render_tree(info, topo))
-    if topo is not None and info.get("running"):
+    if topo is not None and info.get("running") is not False:
         if topo.leases:
             now = topo.dom0_now
             console.print(Text("dnsmasq leases:", style="bold"))
@@ -135,7 +137,7 @@ def to_dot(info: dict, topo: Topology | None) -> str:
              'fillcolor="#f4f4f4", fontname="Helvetica", fontsize=10];',
              '  edge [color="#555555"];',
              f"  labelloc=t; fontname=Helvetica; label={_q('mirage-env ' + str(info.get('name')) + ' — ' + str(info.get('provider')))};"]
-    if not info.get("running") or topo is None:
+    if info.get("running") is False or topo is None:
         lines.append(f"  down [label={_q('the machine is not running')}, fillcolor=\"#fff3cd\"];")
         return "\n".join(lines + ["}"]) + "\n"
     exp, chain = topo.expected, []

@@ -172,3 +172,10 @@ def test_status_of_a_machine_that_is_down_reads_nothing(tmp_path):
         svg = tmp_path / "down.svg"
         graph = runner.invoke(cli, ["--state-dir", str(tmp_path), "status", "--graph", str(svg)])
         assert graph.exit_code == 0 and "the machine is not running" in svg.read_text()
+
+
+def test_lab_hosts_whose_state_the_provider_cannot_tell_are_read_and_drawn():
+    host, dom0 = recording("bookworm-www")
+    text = render_text({**INFO, "provider": "ssh", "running": None}, topology.build(expected(), host, dom0))
+    assert "state read over SSH" in text and "vif1.0  UP  → topo-www" in text
+    assert "no problems" in text
