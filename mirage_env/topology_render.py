@@ -117,8 +117,11 @@ def render_text(info: dict, topo: Topology | None, width: int = 100, color: bool
         else:
             console.print(Text("no problems: the running system matches the settings", style="green"))
         if topo.collect_s:
-            console.print(Text("read in " + ", ".join(f"{k[:-2]} {v}s" for k, v in topo.collect_s.items()),
-                               style="dim"))
+            t = topo.collect_s
+            parts = [f"host {t.get('host_s')}s", f"dom0 {t.get('dom0_s')}s"]
+            if "dom0_script_s" in t:
+                parts[-1] += f" (SSH handshake {t.get('ssh_connect_s')}s, script {t['dom0_script_s']}s)"
+            console.print(Text("read in " + ", ".join(parts), style="dim"))
     return out.getvalue()
 
 
