@@ -35,10 +35,36 @@ def test_role_defaults_equal_the_settings_defaults():
     assert set(model) <= set(defaults), set(model) - set(defaults)
 
 
+ALL_ROLES = ("xen_dom0", "xen_bridge", "dnsmasq", "domu_probe", "unikernel", "mirage_toolchain")
+
+
 def test_every_role_has_meta_with_platforms():
-    for role in ("xen_dom0", "xen_bridge", "dnsmasq", "domu_probe", "unikernel", "mirage_toolchain"):
+    assert sorted(p.name for p in ROLES.iterdir() if p.is_dir()) == sorted(ALL_ROLES)
+    for role in ALL_ROLES:
         meta = yaml.safe_load((ROLES / role / "meta/main.yml").read_text())
-        assert meta["galaxy_info"]["platforms"], role
+        info = meta["galaxy_info"]
+        assert info["role_name"] == role and info["namespace"] == "mirage_env", role
+        assert info["author"] and info["description"] and info["license"] and info["min_ansible_version"]
+        platforms = {p["name"]: p["versions"] for p in info["platforms"]}
+        assert set(platforms["Debian"]) == {"bullseye", "bookworm", "trixie"}, role
+        assert meta["dependencies"] == [], role
+
+
+@pytest.mark.parametrize("role", ALL_ROLES)
+def test_every_role_documents_every_default(role):
+    """A role used alone: its README names every variable with its default, and shows a playbook."""
+    readme = (ROLES / role / "README.md").read_text()
+    defaults = yaml.safe_load((ROLES / role / "defaults/main.yml").read_text()) or {}
+    rows = {line.split("|")[1].strip().strip("`"): line for line in readme.splitlines()
+            if line.startswith("| `")}
+    for name, value in defaults.items():
+        assert name in rows, f"{role}/README.md does not document {name}"
+        if not isinstance(value, (list, dict)):
+            shown = '""' if value == "" else str(value).lower() if isinstance(value, bool) else str(value)
+            assert f"`{shown}`" in rows[name].replace("\\|", "|"), (name, value)
+    for section in ("## Requirements", "## Variables", "## Example playbook", "## Idempotence"):
+        assert section in readme, (role, section)
+    assert f"role: {role}" in readme
 
 
 @pytest.mark.parametrize("release", ["Debian-11", "Debian-12", "Debian-13", "Ubuntu-14", "Ubuntu-16",
