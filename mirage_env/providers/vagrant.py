@@ -139,8 +139,6 @@ class VagrantProvider(Provider):
                                 "Fix: run `mirage-env doctor` for what to install, or use --provider qemu")
 
     def up(self, report) -> None:
-        import vagrant
-
         self._require_tools()
         report.step("writing the Vagrantfile's settings")
         self.state.write_json("vagrant.json", vagrant_config(self.settings, self.state, self.backend))
@@ -155,15 +153,28 @@ class VagrantProvider(Provider):
         except subprocess.CalledProcessError as exc:
             raise ProviderError(f"`vagrant up` failed with exit code {exc.returncode}: "
                                 f"{self._log_tail()} (log: {self.log})") from None
+        if self.backend == "virtualbox":
+            self._check_virtualbox(report)
         target = self._read_ssh_config(machine)
         nic = self._find_hostonly_nic(target)
         meta = {"ssh": {"host": target.host, "port": target.port, "user": target.user, "key": str(target.key)},
-                "bridged_nic": nic, "backend": self.backend, "vagrant": vagrant.__version__ if hasattr(
-                    vagrant, "__version__") else None}
+                "bridged_nic": nic, "backend": self.backend}
         self.state.write_json("machine.json", meta)
         if nic != self.settings.network.bridged_nic:
             report.info(f"the box names the host-only NIC {nic} (not {self.settings.network.bridged_nic}): "
                         "bridging that one")
+
+    def _check_virtualbox(self, report) -> None:
+        """The newcomer traps, checked on the VM Vagrant made: host-only address, VirtualBox's DHCP
+        server off, NIC 2 promiscuous allow-all. Provisioning would only fail later, less clearly."""
+        from ..doctor import VirtualBoxChecks
+
+        checks = VirtualBoxChecks(self.settings).all()
+        for check in checks:
+            report.check(f"virtualbox: {check.name}", check.passed, check.detail)
+        failed = [c for c in checks if not c.passed]
+        if failed:
+            raise ProviderError("; ".join(f"{c.name}: {c.detail}. Fix: {c.fix}" for c in failed))
 
     def _log_tail(self, lines: int = 6) -> str:
         try:

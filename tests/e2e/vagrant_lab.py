@@ -90,6 +90,7 @@ class LibvirtLab:
         self.pids: dict[str, Path] = {}
         self.relays: list[subprocess.Popen] = []
         self.socket = base / "aptproxy.sock"
+        self.pools_before: set[str] = set()
 
     def ns(self, *cmd: str) -> list[str]:
         return ["ip", "netns", "exec", self.namespace, *cmd]
@@ -109,6 +110,7 @@ class LibvirtLab:
             subprocess.run(self.ns(daemon, "--daemon", "--pid-file", str(pidfile)), check=True)
             self.pids[daemon] = pidfile
         _wait_for(lambda: self.virsh("version", check=False).returncode == 0, 60, "libvirtd answering")
+        self.pools_before = set(self.virsh("pool-list", "--all", "--name").stdout.split())
         (self.base / "mgmt.xml").write_text(MGMT_NETWORK_XML)
         self.virsh("net-create", str(self.base / "mgmt.xml"))
         subprocess.run(self.ns("ip", "addr", "add", f"{APT_PROXY[0]}/24", "dev", "mevmgmt0"), check=True)
@@ -142,7 +144,7 @@ class LibvirtLab:
         for pool in self.virsh("pool-list", "--all", "--name", check=False).stdout.split():
             for line in self.virsh("vol-list", pool, check=False).stdout.splitlines()[2:]:
                 vol = line.split()[0] if line.split() else ""
-                if vol.startswith(prefix) or vol.startswith("mirage-env-e2e-box"):
+                if vol.startswith(prefix):  # the VM's disk and the box image Vagrant uploaded
                     self.virsh("vol-delete", vol, "--pool", pool, check=False)
                     removed.append(f"volume {vol}")
         for net in self.virsh("net-list", "--all", "--name", check=False).stdout.split():
@@ -150,6 +152,11 @@ class LibvirtLab:
                 self.virsh("net-destroy", net, check=False)
                 self.virsh("net-undefine", net, check=False)
                 removed.append(f"network {net}")
+        # vagrant-libvirt defines the storage pool `default` when there is none: undefine what we added
+        for pool in set(self.virsh("pool-list", "--all", "--name", check=False).stdout.split()) - self.pools_before:
+            self.virsh("pool-destroy", pool, check=False)
+            self.virsh("pool-undefine", pool, check=False)
+            removed.append(f"pool {pool}")
         return removed
 
     def stop(self) -> None:

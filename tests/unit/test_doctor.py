@@ -2,13 +2,11 @@
 installed here), the host checks (QEMU, KVM, disk, memory) for real on this machine."""
 
 import json
-import os
 import shutil
 import subprocess
 import sys
 from pathlib import Path
 
-import pytest
 
 from mirage_env import doctor, vbox
 from mirage_env.settings import load_settings
