@@ -42,16 +42,21 @@ class DomU:
 
 
 def build(sh, app: str, report) -> str:
-    """Build APP for Xen on the dom0 (make is incremental) and return the image's path."""
+    """Build APP for Xen on the dom0 unless its image is up to date; return the image's path."""
     code, _ = sh(f"test -f {SRC}/mirage_env/unikernel/build.py")
     if code != 0:
         raise DomUError("the unikernel sources are not on the dom0. Fix: run `mirage-env provision`")
+    image = f"{OUT}/{app}.xen"
+    # up to date: built, and no source newer than the image (a rebuild costs minutes on a slow dom0)
+    code, _ = sh(f"test -f {image} && test -z \"$(find {SRC}/mirage_env/unikernel -newer {image} -print -quit)\"")
+    if code == 0:
+        return image
     report.step(f"building {app} for Xen on the dom0")
     code, out = sh(f"cd {SRC} && sudo env CC=gcc python3 -m mirage_env.unikernel.build --app {shlex.quote(app)} "
                    f"--target xen --out {OUT}", timeout=1200)
     if code != 0:
         raise DomUError(f"building {app} failed on the dom0:\n{out[-1500:]}")
-    return f"{OUT}/{app}.xen"
+    return image
 
 
 def write_config(sh, name: str, image: str, memory_mb: int, bridge: str, autostart: bool) -> str:
