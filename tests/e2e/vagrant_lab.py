@@ -43,7 +43,7 @@ Vagrant.configure("2") do |config|
 end
 """
 
-# Transient (gone with libvirtd): DHCP for the management NIC stops below the proxy's address.
+# DHCP for the management NIC stops below the proxy's address.
 MGMT_NETWORK_XML = f"""\
 <network>
   <name>{MGMT_NETWORK}</name>
@@ -112,7 +112,9 @@ class LibvirtLab:
         _wait_for(lambda: self.virsh("version", check=False).returncode == 0, 60, "libvirtd answering")
         self.pools_before = set(self.virsh("pool-list", "--all", "--name").stdout.split())
         (self.base / "mgmt.xml").write_text(MGMT_NETWORK_XML)
-        self.virsh("net-create", str(self.base / "mgmt.xml"))
+        # persistent: `vagrant destroy` undefines the management network and fails on a transient one
+        self.virsh("net-define", str(self.base / "mgmt.xml"))
+        self.virsh("net-start", MGMT_NETWORK)
         subprocess.run(self.ns("ip", "addr", "add", f"{APT_PROXY[0]}/24", "dev", "mevmgmt0"), check=True)
         self._start_relay()
 
