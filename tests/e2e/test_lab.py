@@ -125,6 +125,10 @@ def lab(image_cache_home):
                 stop_machine(environment, name)
         finally:
             remove_lan()
+            keep = os.environ.get("MIRAGE_E2E_KEEP_LOGS")  # a directory: the machines' logs go there
+            if keep:
+                for logs in environment.state.glob("*/logs"):
+                    shutil.copytree(logs, Path(keep) / logs.parent.name, dirs_exist_ok=True)
             shutil.rmtree(base, ignore_errors=True)
 
 
