@@ -17,6 +17,7 @@ from __future__ import annotations
 import io
 import json
 import os
+import shlex
 import shutil
 import signal
 import subprocess
@@ -76,7 +77,7 @@ class NetSafeMachine:
         target = self.env.provider.ssh_target()
         client = connect(target, timeout=20)
         try:
-            return run(client, command if target.user == "root" else f"sudo -n sh -c {json.dumps(command)}",
+            return run(client, command if target.user == "root" else f"sudo -n sh -c {shlex.quote(command)}",
                        timeout=timeout)
         finally:
             client.close()
@@ -87,7 +88,8 @@ class NetSafeMachine:
         from mirage_env.report import Report
 
         out = io.StringIO()
-        report = Report(f"test-{playbook}", console=Console(file=out, width=200, force_terminal=False))
+        # the real Report, printing into a buffer wide enough that no message is wrapped
+        report = Report(f"test-{playbook}", console=Console(file=out, width=100_000, highlight=False))
         inventory = write_inventory(self.env.state, self.env.provider.hosts())
         start = time.monotonic()
         result = run_playbook(self.env.state, inventory, playbook, overrides, report)
@@ -151,7 +153,7 @@ class NetSafeMachine:
 
 
 @pytest.fixture(scope="module")
-def machine(image_cache_home, measure):
+def machine(image_cache_home):
     require_root_and_tools("qemu-system-x86_64", "qemu-img", "debootstrap", "ip", "ssh", "dnsmasq")
     base = Path(tempfile.mkdtemp(prefix="mev-netsafe-", dir="/var/tmp"))
     m = NetSafeMachine(base, image_cache_home)
@@ -159,7 +161,7 @@ def machine(image_cache_home, measure):
         start = time.monotonic()
         proc = m.cli("up", "--no-provision")
         assert proc.returncode == 0, proc.stderr[-3000:]
-        measure("machine up --no-provision s", round(time.monotonic() - start, 1))
+        m.up_seconds = round(time.monotonic() - start, 1)
         yield m
     finally:
         try:
@@ -168,18 +170,8 @@ def machine(image_cache_home, measure):
             shutil.rmtree(base, ignore_errors=True)
 
 
-@pytest.fixture(scope="module")
-def measure(request):
-    """Module-scoped twin of tests/conftest.py's `measure` (the machine fixture records its boot)."""
-    from tests.conftest import MEASUREMENTS
-
-    def record(name: str, value: object) -> None:
-        MEASUREMENTS.append((f"{request.node.nodeid}::network_safety", name, value))
-
-    return record
-
-
 def test_xen_bridge_works_on_a_machine_without_xen(machine, measure):
+    measure("machine up --no-provision s", machine.up_seconds)
     rc, hypervisor = machine.sh("cat /sys/hypervisor/type 2>/dev/null || echo none")
     assert "xen" not in hypervisor
     result, _, seconds = machine.playbook("xen_bridge.yml", xen_bridge_rollback_timeout=CALM_TIMEOUT)
