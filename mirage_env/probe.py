@@ -44,6 +44,15 @@ def fresh_lease(lease_text: str, mac: str, not_before: int, lease_s: int) -> str
     return None
 
 
+def lease_expiry(lease_text: str, mac: str) -> int | None:
+    """The expiry (epoch seconds, 0: infinite) of `mac`'s lease in dnsmasq's lease file."""
+    for line in lease_text.splitlines():
+        parts = line.split()
+        if len(parts) >= 3 and parts[1].lower() == mac.lower() and parts[0].isdigit():
+            return int(parts[0])
+    return None
+
+
 LEASE_FILE = "/var/lib/misc/dnsmasq.leases"
 
 
@@ -179,8 +188,13 @@ def wait_for_leases(sh: Callable[..., tuple[int, str]], pending: list[Pending], 
             consoles[p.name] = console
             ip = fresh_lease(lease_part, p.mac, p.started, lease_s)
             if ip and ip in console:
-                done[p.name] = Booted(ip, p.create_s, round(time.monotonic() - p.t0, 1),
-                                      console.strip()[-400:], None)
+                # when dnsmasq granted it (expiry - lease time, dom0 clock), not when this loop saw
+                # it: while many are created one after another, the first are seen late
+                expiry = lease_expiry(lease_part, p.mac) or 0
+                granted = expiry - lease_s - p.started if expiry else None
+                seen = round(time.monotonic() - p.t0, 1)
+                done[p.name] = Booted(ip, p.create_s, float(granted) if granted is not None and 0 <= granted <= seen
+                                      else seen, console.strip()[-400:], None)
             elif dhcp is not None and not ip and (p.mac.lower() in refused
                                                   or (full and p.mac.lower() not in lease_part.lower())):
                 done[p.name] = Booted(None, p.create_s, None, console.strip()[-400:],
