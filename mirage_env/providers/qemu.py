@@ -106,7 +106,12 @@ class QemuProvider(Provider):
 
     def host_vars(self) -> dict:
         # Xen owns the first serial port: keep Xen's and dom0's console on it, logged by QEMU.
-        return {"xen_dom0_console": "com1", "xen_dom0_serial": True}
+        extra = {"xen_dom0_console": "com1", "xen_dom0_serial": True}
+        if self._meta().get("accel") == "tcg":
+            # emulated, a reconnect alone took ~90 s on a loaded machine: give the bridge change's
+            # confirmation more time before the host rolls it back
+            extra["xen_bridge_rollback_timeout"] = max(300, self.settings.network.rollback_timeout)
+        return extra
 
     def status(self) -> dict:
         meta = self._meta()
