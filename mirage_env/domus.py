@@ -127,24 +127,29 @@ def logs(sh, name: str) -> str:
 def stop(sh, name: str, bridge: str) -> str:
     """Destroy a domU, remove its autostart link and give its address back to dnsmasq
     (`dhcp_release`, from dnsmasq-utils, when installed), so stopped unikernels do not hold
-    addresses of the DHCP range until their leases expire. Returns what was done."""
+    addresses of the DHCP range until their leases expire. Returns what was done; a domU that is
+    not running is an error, after its link and lease are cleaned up all the same."""
     q = shlex.quote(name)
     _, nets = sh(f"sudo xl network-list {q} 2>/dev/null")
-    macs = [f.lower() for line in nets.splitlines()[1:] for f in line.split() if f.count(":") == 5]
+    # a running domU's own vif MACs; else the MAC `unikernel run` gives that name
+    macs = [f.lower() for line in nets.splitlines()[1:] for f in line.split() if f.count(":") == 5] or [mac_for(name)]
     code, out = sh(f"sudo xl destroy {q}")
     sh(f"sudo rm -f {AUTO_DIR}/{name}.cfg")
+    released = _release(sh, macs, bridge)
     if code != 0:
         raise DomUError(f"could not stop {name!r}: {out.strip()}. Fix: check `mirage-env unikernel list`")
-    if not macs:
-        return "stopped"
+    return f"stopped; {released}" if released else "stopped"
+
+
+def _release(sh, macs: list[str], bridge: str) -> str:
     _, leases = sh(f"cat {LEASE_FILE} 2>/dev/null")
     ips = [(p[2], p[1].lower()) for p in (l.split() for l in leases.splitlines())
            if len(p) >= 3 and p[1].lower() in macs]
     if not ips:
-        return "stopped"
+        return ""
     code, _ = sh("command -v dhcp_release")
     if code != 0:
-        return "stopped; its lease stays until it expires (install dnsmasq-utils to release it)"
+        return "its lease stays until it expires (install dnsmasq-utils to release it)"
     for ip, mac in ips:
         sh(f"sudo dhcp_release {shlex.quote(bridge)} {ip} {mac}")
-    return f"stopped; released {', '.join(ip for ip, _ in ips)}"
+    return f"released {', '.join(ip for ip, _ in ips)}"
