@@ -309,7 +309,8 @@ def boot_id(env) -> str | None:
 
 
 def test_dom0_reboot_brings_back_bridge_dnsmasq_and_autostart(env, measure):
-    """A unikernel run with --autostart comes back after a dom0 reboot, with a fresh lease, answering."""
+    """A unikernel run with --autostart comes back after the dom0 is power-cycled, with br0's address,
+    dnsmasq and a fresh lease, answering."""
     name = f"{LOAD_NAME}-02"
     ns = namespace(env)
     proc, result = run_json(env, "--app", "auth", "--name", name, "--autostart")
@@ -318,27 +319,28 @@ def test_dom0_reboot_brings_back_bridge_dnsmasq_and_autostart(env, measure):
     try:
         assert env.run("ssh", "test", "-L", f"/etc/xen/auto/{name}.cfg").returncode == 0
         before = boot_id(env)
+        # A power cycle: a clean poweroff (systemd stops xendomains, which shuts the domUs down), then
+        # a cold boot. A warm `systemctl reboot` of a Xen dom0 under QEMU TCG hung in Xen's dom0
+        # construction (console stops at "Dom0 has maximum 2 VCPUs", 15 min), an emulator limit.
         t0 = time.monotonic()
-        try:  # the session ends with the reboot: its exit code says nothing
-            env.run("ssh", "sudo", "systemctl", "reboot", timeout=60)
-        except subprocess.TimeoutExpired:
-            pass
-        after = None
-        while time.monotonic() - t0 < 900 and after in (None, before):
-            time.sleep(5)
-            after = boot_id(env)
-        measure("reboot: command → SSH s", round(time.monotonic() - t0, 1))
-        assert after not in (None, before), "the dom0 did not come back within 15 min"
+        assert env.run("down").returncode == 0
+        measure("reboot: clean poweroff s", round(time.monotonic() - t0, 1))
+        up = env.run("up", "--no-provision")
+        assert up.returncode == 0, up.stderr[-2000:]
+        after = boot_id(env)
+        measure("reboot: poweroff + cold boot → SSH s", round(time.monotonic() - t0, 1))
+        assert after not in (None, before)
+        ns = namespace(env)  # the host-only namespace is made anew with the machine
         br0 = env.run("ssh", "ip", "-4", "-o", "addr", "show", "dev", "br0")
         assert "192.168.56.5/24" in br0.stdout
         assert env.run("ssh", "systemctl", "is-active", "dnsmasq").stdout.strip() == "active"
-        answer = {}
-        while time.monotonic() - t0 < 1200:
+        answer, booted = {}, time.monotonic()
+        while time.monotonic() - booted < 600:  # xendomains starts after SSH is up
             answer = login(ns, ip)
             if answer["http"] == 200:
                 break
             time.sleep(3)
-        measure("reboot: command → autostarted unikernel answers s", round(time.monotonic() - t0, 1))
+        measure("reboot: poweroff → autostarted unikernel answers s", round(time.monotonic() - t0, 1))
         assert (answer.get("http"), answer.get("body")) == (200, "hello alice!"), answer
         listed = [d for d in json.loads(env.run("unikernel", "list", "--json").stdout) if d["name"] == name]
         assert listed and listed[0]["ip"] == ip
