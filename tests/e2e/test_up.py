@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import signal
 import statistics
@@ -30,6 +31,9 @@ pytestmark = pytest.mark.e2e
 # e2e-www could not release its lease): the range is then full or one short, so at most two more
 # unikernels exhaust it. Later tests reuse load names, which keep their addresses.
 DHCP_START, DHCP_END = "192.168.56.150", "192.168.56.172"
+# The release matrix (scripts/release-matrix.sh) sets the Debian release; CI runs the default.
+SUITE = os.environ.get("MIRAGE_E2E_SUITE", "bookworm")
+XEN_OF_SUITE = {"bullseye": "4.14", "bookworm": "4.17", "trixie": "4.20"}
 LOAD_COUNT, LOAD_NAME = 20, "e2e-load"
 
 
@@ -42,7 +46,7 @@ class Env:
     def run(self, *args: str, timeout: float = 2400) -> subprocess.CompletedProcess:
         env = {**os.environ, "XDG_CACHE_HOME": str(self.cache)}
         cmd = [sys.executable, "-m", "mirage_env.cli", "--state-dir", str(self.state), "-s", "name=e2e",
-               "-s", f"network.dhcp_end={DHCP_END}", *args]
+               "-s", f"machine.suite={SUITE}", "-s", f"network.dhcp_end={DHCP_END}", *args]
         proc = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, env=env)
         print(f"$ mirage-env {' '.join(args)} → {proc.returncode}\n{proc.stdout}\n{proc.stderr}")
         return proc
@@ -111,6 +115,14 @@ def test_up_from_a_fresh_image(env, measure):
     assert log.exists()  # the image was built in this run, not taken from a cache
 
 
+def test_xen_is_the_releases_own(env, measure):
+    proc = env.run("ssh", "sudo xl info")
+    found = re.search(r"^xen_version\s*:\s*(\S+)", proc.stdout, re.MULTILINE)
+    assert found, proc.stdout[-2000:]
+    measure("xen version", found.group(1))
+    assert found.group(1).startswith(XEN_OF_SUITE[SUITE] + "."), (SUITE, found.group(1))
+
+
 def test_the_host_only_namespace_reaches_the_dom0_bridge(env):
     status = env.status()
     assert status["running"] and status["host_only_namespace"]
@@ -131,6 +143,10 @@ def test_unikernel_run_list_logs_stop(env, measure):
     listed = json.loads(env.run("unikernel", "list", "--json").stdout)
     assert [d for d in listed if d["name"] == "e2e-www" and d["ip"] == ip and d["memory_mb"] == 4]
     assert ip in env.run("unikernel", "logs", "e2e-www").stdout
+    from tests.e2e.topology_checks import check_live_topology
+
+    for key, value in check_live_topology(env, domain="e2e-www").items():
+        measure(f"status {key}", value)
     assert env.run("unikernel", "stop", "e2e-www").returncode == 0
     assert not [d for d in json.loads(env.run("unikernel", "list", "--json").stdout) if d["name"] == "e2e-www"]
     bad = env.run("unikernel", "logs", "no-such-domain")
@@ -360,7 +376,7 @@ def test_provisioning_killed_mid_run_converges_on_rerun(env, measure):
     assert undo.returncode == 0, undo.stderr
     target = "[dnsmasq] Serve DHCP on the bridge only"
     cmd = [sys.executable, "-m", "mirage_env.cli", "--state-dir", str(env.state), "-s", "name=e2e",
-           "-s", f"network.dhcp_end={DHCP_END}", "provision"]
+           "-s", f"machine.suite={SUITE}", "-s", f"network.dhcp_end={DHCP_END}", "provision"]
     t0 = time.monotonic()
     proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
                             env={**os.environ, "XDG_CACHE_HOME": str(env.cache)}, start_new_session=True)
