@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import os
+import shlex
+import shutil
 import sys
 import time
 from dataclasses import dataclass, field
@@ -105,9 +107,14 @@ def run_playbook(state: StateDir, inventory: Path, playbook: str, extravars: dic
     bindir = str(Path(sys.executable).parent)
     if bindir not in os.environ.get("PATH", "").split(os.pathsep):
         os.environ["PATH"] = bindir + os.pathsep + os.environ.get("PATH", "")
+    # ansible-playbook runs under a guard that ends it (and its workers) if mirage-env is killed
+    # (-I: the guard is run as a file, and only the standard library may be on its path)
+    guard = Path(__file__).with_name("playbook_guard.py")
+    playbook_command = [shutil.which("ansible-playbook") or "ansible-playbook", str(PLAYBOOKS / playbook)]
     runner = ansible_runner.run(
         private_data_dir=str(private),
-        playbook=str(PLAYBOOKS / playbook),
+        binary=sys.executable,
+        cmdline=shlex.join(["-I", str(guard), str(os.getpid()), *playbook_command]),
         inventory=str(inventory),
         extravars=extravars,
         envvars={

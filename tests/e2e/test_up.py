@@ -390,6 +390,7 @@ def test_provisioning_killed_mid_run_converges_on_rerun(env, measure):
             if target in line:
                 time.sleep(0.5)  # the task has started on the dom0
                 os.killpg(proc.pid, signal.SIGKILL)
+                killed_at = time.monotonic()
                 break
     finally:
         if proc.poll() is None:
@@ -400,8 +401,15 @@ def test_provisioning_killed_mid_run_converges_on_rerun(env, measure):
     measure("killed provision: exit", proc.returncode)
     measure("killed provision: killed in task", target)
     assert target in seen[-1] and proc.returncode == -signal.SIGKILL
-    left = subprocess.run(["pgrep", "-f", f"ansible-playbook.*{env.state}"], capture_output=True, text=True)
+    # the playbook guard ends ansible-playbook when mirage-env dies (SIGTERM, then SIGKILL after 5 s)
+    deadline = time.monotonic() + 20
+    while True:
+        left = subprocess.run(["pgrep", "-f", f"ansible-playbook.*{env.state}"], capture_output=True, text=True)
+        if not left.stdout.strip() or time.monotonic() > deadline:
+            break
+        time.sleep(0.5)
     assert not left.stdout.strip(), "ansible-playbook outlived the kill of its process group"
+    measure("killed provision: ansible-playbook gone after s", round(time.monotonic() - killed_at, 1))
     rerun = env.run("provision")
     assert rerun.returncode == 0, rerun.stderr[-3000:]
     report = env.report("provision")

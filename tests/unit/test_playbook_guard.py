@@ -1,0 +1,125 @@
+"""ansible-playbook dies with mirage-env: real ansible-runner, real ansible-playbook on a local
+connection, and a real SIGKILL of the calling process group (the bug this guard fixes: pexpect's
+session kept the playbook running after mirage-env was killed)."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+import time
+import uuid
+from pathlib import Path
+
+import pytest
+
+from mirage_env.provisioning import run_playbook
+from mirage_env.state import StateDir
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+class Steps:
+    """Collects what run_playbook reports (the terminal UI is not under test here)."""
+
+    def __init__(self):
+        self.steps, self.infos = [], []
+
+    def step(self, text):
+        self.steps.append(text)
+
+    def info(self, text):
+        self.infos.append(text)
+
+
+def local_inventory(tmp_path: Path) -> Path:
+    inventory = tmp_path / "inventory.yml"
+    inventory.write_text(f"all:\n  hosts:\n    here:\n      ansible_connection: local\n"
+                         f"      ansible_python_interpreter: {sys.executable}\n")
+    return inventory
+
+
+def playbook(tmp_path: Path, tasks: str) -> Path:
+    path = tmp_path / "play.yml"
+    path.write_text("- hosts: all\n  gather_facts: false\n  tasks:\n" + textwrap.indent(tasks, "    "))
+    return path
+
+
+def processes_with(marker: str) -> list[str]:
+    """Command lines (from /proc) that contain the marker, other than this test's own."""
+    found = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit() and int(entry.name) != os.getpid():
+            try:
+                cmdline = (entry / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
+            except OSError:
+                continue
+            if marker in cmdline:
+                found.append(f"{entry.name}: {cmdline}")
+    return found
+
+
+def test_a_guarded_run_reports_events_and_its_result(tmp_path):
+    state = StateDir.for_env("guard", tmp_path / "state")
+    state.logs.mkdir(parents=True, exist_ok=True)
+    steps = Steps()
+    play = playbook(tmp_path, "- name: Say hello\n  ansible.builtin.debug:\n    msg: hello from the guard\n"
+                              "- name: Change something\n  ansible.builtin.command: 'true'\n")
+    result = run_playbook(state, local_inventory(tmp_path), str(play), {}, steps)
+    assert result.ok and result.rc == 0 and result.changed == 1, result
+    assert steps.steps == ["[play] Say hello", "[play] Change something"]
+    assert "hello from the guard" in steps.infos
+
+
+def test_a_failing_playbook_keeps_its_exit_code(tmp_path):
+    state = StateDir.for_env("guard", tmp_path / "state")
+    state.logs.mkdir(parents=True, exist_ok=True)
+    play = playbook(tmp_path, "- name: Fail\n  ansible.builtin.command: 'false'\n")
+    result = run_playbook(state, local_inventory(tmp_path), str(play), {}, Steps())
+    assert not result.ok and result.rc == 2 and result.failed == 1
+    assert any("Fail" in f for f in result.failures)
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="PR_SET_PDEATHSIG is Linux's")
+def test_killing_the_callers_process_group_ends_the_playbook_and_its_workers(tmp_path):
+    marker = f"mev-guard-{uuid.uuid4().hex[:10]}"
+    # the task's process is a worker's child: it must go too, not only ansible-playbook
+    play = playbook(tmp_path, f"- name: Sleep\n  ansible.builtin.shell: sleep 600; echo {marker}\n")
+    caller = textwrap.dedent(f"""
+        import sys
+        from pathlib import Path
+        from mirage_env.provisioning import run_playbook
+        from mirage_env.state import StateDir
+        class Steps:
+            def step(self, text): print(text, flush=True)
+            def info(self, text): pass
+        state = StateDir.for_env("guard", Path({str(tmp_path / 'state')!r}))
+        state.logs.mkdir(parents=True, exist_ok=True)
+        run_playbook(state, Path({str(local_inventory(tmp_path))!r}), {str(play)!r}, {{}}, Steps())
+    """)
+    proc = subprocess.Popen([sys.executable, "-c", caller], cwd=ROOT, start_new_session=True,
+                            stdout=subprocess.PIPE, text=True)
+    try:
+        deadline = time.monotonic() + 120
+        while not processes_with(marker) and time.monotonic() < deadline:
+            time.sleep(0.2)
+        assert processes_with(marker), "the playbook's task never started"
+        playbook_running = processes_with(str(play))
+        assert playbook_running, "no ansible-playbook process found"
+        os.killpg(proc.pid, signal.SIGKILL)  # what a killed terminal or CI job does
+        proc.wait(timeout=30)
+        deadline = time.monotonic() + 30
+        while (processes_with(marker) or processes_with(str(play))) and time.monotonic() < deadline:
+            time.sleep(0.2)
+        assert not processes_with(str(play)), "ansible-playbook outlived its caller"
+        assert not processes_with(marker), "the task's process outlived its caller"
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+        for line in processes_with(marker) + processes_with(str(play)):  # by PID, if the guard failed
+            try:
+                os.kill(int(line.split(":")[0]), signal.SIGKILL)
+            except ProcessLookupError:
+                pass
