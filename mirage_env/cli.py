@@ -210,6 +210,9 @@ def status(ctx: click.Context, as_json: bool, graph: Path | None, no_topology: b
               EXIT_BAD_INPUT)
     env = _open_env(ctx)
     info = {"name": env.settings.name, "state_dir": str(env.state.root), **env.provider.status()}
+    if len(info.get("hosts") or []) > 1:  # a lab: one picture per host
+        _lab_status(env, info, as_json, graph, no_topology)
+        return
     # running None (lab hosts: the provider cannot tell) is worth an SSH attempt; False is not
     topo = None if no_topology else collect(env, info.get("running") is not False)
     if graph is not None:
@@ -229,6 +232,50 @@ def status(ctx: click.Context, as_json: bool, graph: Path | None, no_topology: b
                            color=sys.stdout.isatty()), nl=False)
     if graph is not None:
         click.echo(f"graph: {graph}")
+
+
+def _lab_status(env, info: dict, as_json: bool, graph: Path | None, no_topology: bool) -> None:
+    """Each selected lab host's topology, read in parallel (one SSH session per host); with
+    --graph, one file per host: NAME-HOST.svg."""
+    import shutil
+    from concurrent.futures import ThreadPoolExecutor
+    from types import SimpleNamespace
+
+    from .providers.ssh import SshProvider
+    from .topology import collect
+    from .topology_render import GraphError, render_text, to_dot, write_graph
+
+    lab = env.provider.lab()
+    views = [SimpleNamespace(settings=host.settings,
+                             provider=SshProvider(env.settings, env.state, limit=host.name)) for host in lab]
+    topologies = {}
+    if not no_topology:
+        with ThreadPoolExecutor(max_workers=max(1, env.settings.lab.parallel)) as pool:
+            topologies = dict(zip((h.name for h in lab), pool.map(lambda view: collect(view, True), views)))
+    host_infos = {h.name: {**info, "name": f"{info['name']}/{h.name}",
+                           "hosts": [e for e in info["hosts"] if e["name"] == h.name]} for h in lab}
+    written = []
+    if graph is not None and topologies:
+        for name, topo in topologies.items():
+            path = graph.with_name(f"{graph.stem}-{name}{graph.suffix}")
+            try:
+                write_graph(to_dot(host_infos[name], topo), path)
+            except GraphError as exc:
+                _fail(str(exc))
+            written.append(path)
+    if as_json:
+        info["topology"] = {name: topo.to_dict() for name, topo in topologies.items()} or None
+        click.echo(json.dumps(info, indent=2))
+        return
+    if no_topology:
+        for key, value in info.items():
+            click.echo(f"{key:>20}: {value}")
+        return
+    width = min(shutil.get_terminal_size((100, 24)).columns, 120)
+    for name, topo in topologies.items():
+        click.echo(render_text(host_infos[name], topo, width=width, color=sys.stdout.isatty()), nl=False)
+    for path in written:
+        click.echo(f"graph: {path}")
 
 
 @cli.command(context_settings={"ignore_unknown_options": True})

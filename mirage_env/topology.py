@@ -273,11 +273,13 @@ def collect(env, running: bool) -> Topology:
     t0 = time.monotonic()
     host_json, host_error = None, None
     try:
-        proc = env.provider.host_exec("ip", "-j", "addr", timeout=20)
-        if proc.returncode == 0:
-            host_json = proc.stdout
-        else:
-            host_error = f"`ip -j addr` failed: {(proc.stderr or proc.stdout).strip()[-200:]}"
+        # a lab host has no separate host side: its "host" probes run on the dom0 itself
+        if not getattr(env.provider, "host_side_is_dom0", False):
+            proc = env.provider.host_exec("ip", "-j", "addr", timeout=20)
+            if proc.returncode == 0:
+                host_json = proc.stdout
+            else:
+                host_error = f"`ip -j addr` failed: {(proc.stderr or proc.stdout).strip()[-200:]}"
     except Exception as exc:  # a provider without a host side to read, or a timeout
         host_error = f"could not read the host side ({exc})"
     timings["host_s"] = round(time.monotonic() - t0, 2)

@@ -194,6 +194,21 @@ def test_limit_verifies_one_host(lab):
     assert all(c["name"].startswith("labb: ") for c in report["checks"])
 
 
+def test_status_draws_each_lab_host(lab, measure):
+    started = time.monotonic()
+    proc = lab.lab("status", "--json", timeout=600)
+    measure("lab: status --json, 2 hosts (s)", round(time.monotonic() - started, 1))
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    topology = json.loads(proc.stdout)["topology"]
+    assert set(topology) == set(HOSTS)
+    for name, (_, prefix, _) in HOSTS.items():
+        host = topology[name]
+        assert host["problems"] == [], (name, host["problems"])
+        assert host["bridge"]["name"] == "br0" and f"{prefix}.5/24" in host["bridge"]["addresses"], host["bridge"]
+    text = lab.lab("status", timeout=600)
+    assert text.returncode == 0 and all(f"lab/{name}" in text.stdout for name in HOSTS), text.stdout
+
+
 def dhcp_offer(namespace: str, interface: str) -> subprocess.CompletedProcess:
     """busybox udhcpc: exit 0 when a server offered and acked a lease, non-zero when none did.
     `-s /bin/true` keeps it from configuring anything."""
