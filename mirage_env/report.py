@@ -36,7 +36,7 @@ class Report:
     stages: list[StageRecord] = field(default_factory=list)
     checks: list[CheckRecord] = field(default_factory=list)
     measurements: dict = field(default_factory=dict)
-    hosts: dict = field(default_factory=dict)  # per-host results when there are several hosts
+    hosts: dict = field(default_factory=dict)  # per-host results of a lab (ssh provider)
     _status = None
     _last_plain: float = 0.0
     _started: float = field(default_factory=time.monotonic)

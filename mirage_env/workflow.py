@@ -58,6 +58,11 @@ class Environment:
             self.provider.up(report)
         self.state.write_json("provider.json", {"provider": self.provider.name})
 
+    def _per_host(self, hosts: list[Host]) -> bool:
+        """Whether results are reported per host: always for a lab (even one host picked with
+        --limit: the report must say which), never for the one machine of the other providers."""
+        return len(hosts) > 1 or self.provider.name == "ssh"
+
     def _run(self, report: Report, hosts: list[Host], playbook: str, extravars: dict):
         from .provisioning import run_playbook, write_inventory
 
@@ -84,7 +89,7 @@ class Environment:
                 report.measure("provision.reboot_into_xen_s", reboot[0])
             report.measure("provision.changed", result.changed)
             seconds = round(time.monotonic() - started, 1)
-            if len(hosts) > 1:
+            if self._per_host(hosts):
                 self._record_hosts(report, hosts, result, seconds)
             if not result.ok:
                 why = "; ".join(result.failures) or f"ansible-playbook exited with {result.rc}"
@@ -112,19 +117,20 @@ class Environment:
 
     def verify(self, report: Report) -> None:
         hosts = self.provider.hosts()
+        per_host = self._per_host(hosts)
         failed: list[str] = []
         for host in hosts:
-            # one host: check names as they are; several: each line says which host it is about
-            view = report if len(hosts) == 1 else _HostReport(report, host.name)
+            # one machine: check names as they are; lab hosts: each line says which host it is about
+            view = _HostReport(report, host.name) if per_host else report
             problems = self._verify_host(host, view)
-            if len(hosts) > 1:
+            if per_host:
                 passed = sum(1 for c in report.checks if c.name.startswith(f"{host.name}: ") and c.ok)
                 total = sum(1 for c in report.checks if c.name.startswith(f"{host.name}: "))
                 previous = report.hosts.get(host.name, {})
                 report.host(host.name, checks_passed=passed, checks_total=total,
                             ok=previous.get("ok", True) and not problems,
                             error="; ".join(problems) or previous.get("error"))
-            failed += [p if len(hosts) == 1 else f"{host.name}: {p}" for p in problems]
+            failed += [f"{host.name}: {p}" if per_host else p for p in problems]
         if failed:
             raise StageFailed("; ".join(failed))
 
