@@ -66,6 +66,7 @@ def run_playbook(state: StateDir, inventory: Path, playbook: str, extravars: dic
     role_seconds: dict[str, float] = {}
     task_seconds: dict[str, float] = {}
     failures: list[str] = []
+    unreachable: list[tuple[str, str]] = []  # (host, message): kept only if the host ends up unreachable
     current = {"task": None, "role": None, "start": time.monotonic()}
 
     def close_task() -> None:
@@ -97,7 +98,7 @@ def run_playbook(state: StateDir, inventory: Path, playbook: str, extravars: dic
             failures.append(f"{data.get('host')}: {data.get('task')}: "
                             f"{result.get('msg') or result.get('stderr') or result}")
         elif kind == "runner_on_unreachable":
-            failures.append(f"{data.get('host')} unreachable: {data.get('res', {}).get('msg')}")
+            unreachable.append((data.get("host"), f"{data.get('host')} unreachable: {data.get('res', {}).get('msg')}"))
         with open(log, "a") as f:
             if event.get("stdout"):
                 f.write(event["stdout"] + "\n")
@@ -133,6 +134,10 @@ def run_playbook(state: StateDir, inventory: Path, playbook: str, extravars: dic
     def total(key: str) -> int:
         return sum((stats.get(key) or {}).values())
 
+    # a task with ignore_unreachable (the bridge's reconnect) also sends this event; Ansible then
+    # counts the host as skipped, not dark, and so do we
+    dark = stats.get("dark") or {}
+    failures += [message for host, message in unreachable if dark.get(host)]
     names = set()
     for key in ("ok", "changed", "failures", "dark", "skipped"):
         names |= set((stats.get(key) or {}))

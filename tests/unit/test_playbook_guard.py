@@ -1,9 +1,10 @@
-"""ansible-playbook dies with mirage-env: real ansible-runner, real ansible-playbook on a local
+"""run_playbook for real — ansible-playbook dies with mirage-env: real ansible-runner, real ansible-playbook on a local
 connection, and a real SIGKILL of the calling process group (the bug this guard fixes: pexpect's
 session kept the playbook running after mirage-env was killed)."""
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import subprocess
@@ -123,3 +124,43 @@ def test_killing_the_callers_process_group_ends_the_playbook_and_its_workers(tmp
                 os.kill(int(line.split(":")[0]), signal.SIGKILL)
             except ProcessLookupError:
                 pass
+
+
+# -- unreachable accounting (same runner, same event handler) ------------------------------------
+def run_in_empty_network_namespace(tmp_path: Path, play: Path) -> dict:
+    """run_playbook against a host whose SSH cannot connect: inside `unshare -n` nothing is up, so
+    real ssh fails at once and Ansible calls the host unreachable; nothing leaves this machine."""
+    inventory = tmp_path / "gone.yml"
+    inventory.write_text("all:\n  hosts:\n    gone:\n      ansible_host: 127.0.0.1\n      ansible_port: 9\n"
+                         "      ansible_user: nobody\n")
+    caller = textwrap.dedent(f"""
+        import json
+        from dataclasses import asdict
+        from pathlib import Path
+        from mirage_env.provisioning import run_playbook
+        from mirage_env.state import StateDir
+        class Steps:
+            def step(self, text): pass
+            def info(self, text): pass
+        state = StateDir.for_env("gone", Path({str(tmp_path / 'state')!r}))
+        state.logs.mkdir(parents=True, exist_ok=True)
+        result = run_playbook(state, Path({str(inventory)!r}), {str(play)!r}, {{}}, Steps())
+        print(json.dumps(asdict(result), default=str))
+    """)
+    proc = subprocess.run(["unshare", "-n", sys.executable, "-c", caller], cwd=ROOT, capture_output=True,
+                          text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    return json.loads(proc.stdout.strip().splitlines()[-1])
+
+
+def test_an_ignored_unreachable_task_is_not_reported_as_a_failure(tmp_path):
+    from tests.support import require_root_and_tools
+
+    require_root_and_tools("unshare", "ssh")
+    ignored = run_in_empty_network_namespace(tmp_path, playbook(
+        tmp_path, "- name: Reconnect\n  ansible.builtin.ping:\n  ignore_unreachable: true\n"))
+    assert ignored["ok"] and ignored["unreachable"] == 0 and ignored["failures"] == [], ignored
+    (tmp_path / "state").rename(tmp_path / "state-1")
+    real = run_in_empty_network_namespace(tmp_path, playbook(tmp_path, "- name: Reach\n  ansible.builtin.ping:\n"))
+    assert not real["ok"] and real["unreachable"] == 1, real
+    assert len(real["failures"]) == 1 and real["failures"][0].startswith("gone unreachable: "), real
