@@ -6,6 +6,7 @@ Heavy modules (Ansible, pytest, paramiko) are imported inside the commands that 
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import sys
@@ -49,12 +50,24 @@ def _open_env(ctx: click.Context):
 
 
 def _run_stages(ctx: click.Context, command: str, stages) -> None:
-    """Run `stages(env, report)`, write the report, turn known failures into clear messages."""
+    """Run `stages(env, report)` holding the environment, write the report, turn known failures
+    into clear messages."""
+    from .state import Busy
+
+    env = _open_env(ctx)
+    with contextlib.ExitStack() as held:
+        try:
+            held.enter_context(env.state.exclusive(command))
+        except Busy as exc:
+            _fail(str(exc))
+        _run_stages_held(env, command, stages)
+
+
+def _run_stages_held(env, command: str, stages) -> None:
     from .procs import CommandFailed
     from .providers import ProviderError
     from .workflow import StageFailed
 
-    env = _open_env(ctx)
     report = env.new_report(command)
     ok, log = False, None
     try:
@@ -63,8 +76,8 @@ def _run_stages(ctx: click.Context, command: str, stages) -> None:
     except (StageFailed, ProviderError, CommandFailed, TimeoutError) as exc:
         log = getattr(exc, "log", None)
         click.secho(f"error: {exc}", fg="red", err=True)
-    except KeyboardInterrupt:
-        click.secho("interrupted", fg="red", err=True)
+    except KeyboardInterrupt as exc:  # Ctrl-C, or SIGTERM during a playbook (which stops it first)
+        click.secho(f"interrupted: {exc}" if str(exc) else "interrupted", fg="red", err=True)
     except Exception:  # an unexpected bug: keep the traceback in a file, not on the user's screen
         log = env.state.logs / "crash.log"
         log.write_text(traceback.format_exc())
@@ -210,7 +223,7 @@ def status(ctx: click.Context, as_json: bool, graph: Path | None, no_topology: b
               EXIT_BAD_INPUT)
     env = _open_env(ctx)
     info = {"name": env.settings.name, "state_dir": str(env.state.root), **env.provider.status()}
-    if len(info.get("hosts") or []) > 1:  # a lab: one picture per host
+    if info.get("provider") == "ssh":  # a lab: one picture per host (also for one picked by --limit)
         _lab_status(env, info, as_json, graph, no_topology)
         return
     # running None (lab hosts: the provider cannot tell) is worth an SSH attempt; False is not
@@ -255,11 +268,11 @@ def _lab_status(env, info: dict, as_json: bool, graph: Path | None, no_topology:
     host_infos = {h.name: {**info, "name": f"{info['name']}/{h.name}",
                            "hosts": [e for e in info["hosts"] if e["name"] == h.name]} for h in lab}
     written = []
-    if graph is not None and topologies:
-        for name, topo in topologies.items():
+    if graph is not None:
+        for name in host_infos:
             path = graph.with_name(f"{graph.stem}-{name}{graph.suffix}")
             try:
-                write_graph(to_dot(host_infos[name], topo), path)
+                write_graph(to_dot(host_infos[name], topologies.get(name)), path)
             except GraphError as exc:
                 _fail(str(exc))
             written.append(path)

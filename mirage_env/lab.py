@@ -72,6 +72,8 @@ def load_lab(path: Path, settings: Settings) -> list[LabHost]:
         raise SettingsError(source, [f"{sorted(unknown)[0]}: unknown key. Fix: use `defaults:` and `hosts:` only"])
     defaults = data.get("defaults") or {}
     problems = _host_problems("defaults", defaults, "defaults") if defaults else []
+    if problems:  # hosts are merged over the defaults: report the defaults' problems alone
+        raise SettingsError(source, problems)
     base = settings.model_dump(mode="json")
     hosts: list[LabHost] = []
     for name, entry in data["hosts"].items():
@@ -88,12 +90,12 @@ def load_lab(path: Path, settings: Settings) -> list[LabHost]:
         if not entry.get("user"):
             problems.append(f"{where}.user: missing. Fix: an account with passwordless sudo, e.g. `user: admin`")
             continue
-        try:
-            port = int(entry.get("port", 22))
-            assert 1 <= port <= 65535
-        except (ValueError, AssertionError):
-            problems.append(f"{where}.port: {entry.get('port')!r} is not a TCP port. Fix: e.g. 22")
+        port = entry.get("port", 22)
+        if isinstance(port, bool) or not isinstance(port, (int, str)) or not str(port).isdigit() \
+                or not 1 <= int(port) <= 65535:
+            problems.append(f"{where}.port: {port!r} is not a TCP port. Fix: e.g. 22")
             continue
+        port = int(port)
         key = Path(str(entry.get("key", "~/.ssh/id_ed25519"))).expanduser()
         if not key.is_file():
             problems.append(f"{where}.key: {key} does not exist. Fix: point `key:` at the private key for {name}")

@@ -19,6 +19,7 @@ import os
 import signal
 import sys
 import time
+from pathlib import Path
 
 PR_SET_PDEATHSIG = 1  # <linux/prctl.h>
 GRACE_SECONDS = 5  # SIGTERM first; what still runs after this gets SIGKILL
@@ -45,6 +46,21 @@ def end_process_group(signum, frame) -> None:
     os.killpg(0, signal.SIGKILL)  # anything left in our group, and us
 
 
+def guards_of(parent: int) -> list[int]:
+    """PIDs of the guards `parent` started (read from /proc; empty where there is no /proc)."""
+    found = []
+    for entry in Path("/proc").glob("[0-9]*"):
+        try:
+            stat = (entry / "stat").read_text()
+            cmdline = (entry / "cmdline").read_bytes()
+        except OSError:
+            continue
+        ppid = int(stat.rsplit(")", 1)[1].split()[1])  # the name in (…) may hold spaces
+        if ppid == parent and Path(__file__).name.encode() in cmdline:
+            found.append(int(entry.name))
+    return found
+
+
 def main(argv: list[str]) -> int:
     parent, command = int(argv[0]), argv[1:]
     if os.getpgrp() != os.getpid():
@@ -58,8 +74,9 @@ def main(argv: list[str]) -> int:
         signal.signal(signal.SIGTERM, signal.SIG_DFL)
         try:
             os.execvp(command[0], command)
-        finally:
-            os._exit(127)
+        except OSError as exc:  # say why, or the user sees only "exited with 127"
+            print(f"mirage-env: cannot start {command[0]}: {exc}", file=sys.stderr, flush=True)
+        os._exit(127)
     while True:
         try:
             _, status = os.waitpid(child, 0)

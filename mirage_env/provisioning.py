@@ -2,16 +2,20 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shlex
 import shutil
+import signal
 import sys
+import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import yaml
 
+from . import playbook_guard
 from .sshclient import SshTarget
 from .state import StateDir, project_root
 
@@ -112,23 +116,11 @@ def run_playbook(state: StateDir, inventory: Path, playbook: str, extravars: dic
     # (-I: the guard is run as a file, and only the standard library may be on its path)
     guard = Path(__file__).with_name("playbook_guard.py")
     playbook_command = [shutil.which("ansible-playbook") or "ansible-playbook", str(PLAYBOOKS / playbook)]
-    runner = ansible_runner.run(
-        private_data_dir=str(private),
-        binary=sys.executable,
-        cmdline=shlex.join(["-I", str(guard), str(os.getpid()), *playbook_command]),
-        inventory=str(inventory),
-        extravars=extravars,
-        envvars={
-            "ANSIBLE_CONFIG": str(project_root() / "ansible.cfg"),
-            "ANSIBLE_ROLES_PATH": str(ROLES),
-            "ANSIBLE_FORCE_COLOR": "0",
-            "ANSIBLE_NOCOLOR": "1",
-            "ANSIBLE_FORKS": str(forks),  # a lab's hosts are provisioned in parallel
-        },
-        event_handler=on_event,
-        quiet=True,
-        suppress_env_files=True,
-    )
+    with _orderly_interrupts() as interrupted:
+        runner = _run(ansible_runner, private, guard, playbook_command, inventory, extravars, forks, on_event)
+    if interrupted():
+        close_task()
+        raise KeyboardInterrupt(f"stopped during {current['task'] or 'the playbook'}")
     stats = runner.stats or {}
 
     def total(key: str) -> int:
@@ -138,6 +130,13 @@ def run_playbook(state: StateDir, inventory: Path, playbook: str, extravars: dic
     # counts the host as skipped, not dark, and so do we
     dark = stats.get("dark") or {}
     failures += [message for host, message in unreachable if dark.get(host)]
+    if runner.status != "successful" and not failures:  # it died before any task: its own words say why
+        try:
+            said = runner.stdout.read().strip().splitlines()
+        except (OSError, AttributeError):
+            said = []
+        if said:
+            failures.append(" / ".join(said[-3:]))
     names = set()
     for key in ("ok", "changed", "failures", "dark", "skipped"):
         names |= set((stats.get(key) or {}))
@@ -160,3 +159,54 @@ def run_playbook(state: StateDir, inventory: Path, playbook: str, extravars: dic
         log=log,
         per_host=per_host,
     )
+
+
+def _run(ansible_runner, private: Path, guard: Path, playbook_command: list[str], inventory: Path,
+         extravars: dict, forks: int, on_event):
+    return ansible_runner.run(
+        private_data_dir=str(private),
+        binary=sys.executable,
+        cmdline=shlex.join(["-I", str(guard), str(os.getpid()), *playbook_command]),
+        inventory=str(inventory),
+        extravars=extravars,
+        envvars={
+            "ANSIBLE_CONFIG": str(project_root() / "ansible.cfg"),
+            "ANSIBLE_ROLES_PATH": str(ROLES),
+            "ANSIBLE_FORCE_COLOR": "0",
+            "ANSIBLE_NOCOLOR": "1",
+            "ANSIBLE_FORKS": str(forks),  # a lab's hosts are provisioned in parallel
+        },
+        event_handler=on_event,
+        quiet=True,
+        suppress_env_files=True,
+        # never cancel through ansible-runner (nor let it take SIGINT/SIGTERM): its cancel kills the
+        # guard's group with SIGKILL, which misses ansible's workers; see _orderly_interrupts
+        cancel_callback=lambda: False,
+    )
+
+
+@contextlib.contextmanager
+def _orderly_interrupts():
+    """Ctrl-C or SIGTERM while a playbook runs: SIGTERM to the playbook guard's group, so that
+    ansible-playbook stops its workers and their tasks, then let the run end and report it as
+    interrupted. The previous handlers are back afterwards. (Only the main thread may set
+    handlers; elsewhere the guard's parent-death signal still covers a killed mirage-env.)"""
+    received: list[int] = []
+    if threading.current_thread() is not threading.main_thread():
+        yield lambda: False
+        return
+
+    def stop_playbook(signum, frame) -> None:
+        received.append(signum)
+        for pid in playbook_guard.guards_of(os.getpid()):
+            try:
+                os.killpg(pid, signal.SIGTERM)  # the guard leads its own group (pexpect's session)
+            except ProcessLookupError:
+                pass
+
+    previous = {sig: signal.signal(sig, stop_playbook) for sig in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        yield lambda: bool(received)
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import hashlib
 import json
 import os
@@ -9,6 +11,10 @@ from dataclasses import dataclass
 from pathlib import Path
 
 STATE_DIR_ENV = "MIRAGE_ENV_STATE_DIR"
+
+
+class Busy(Exception):
+    """Another mirage-env command holds this environment."""
 
 
 def project_root() -> Path:
@@ -55,3 +61,25 @@ class StateDir:
         tmp = self.path(name + ".tmp")
         tmp.write_text(json.dumps(data, indent=2, sort_keys=True))
         tmp.replace(self.path(name))
+
+    @contextlib.contextmanager
+    def exclusive(self, command: str):
+        """Hold the environment for one changing command: two at once would share one inventory,
+        one ansible-runner directory and one report. The kernel drops the lock when the holder
+        exits, however it exits (the descriptor is not inherited by ansible-playbook)."""
+        handle = open(self.path(".lock"), "a+")
+        try:
+            try:
+                fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                handle.seek(0)
+                holder = handle.read().strip() or "another command"
+                raise Busy(f"environment {self.root.name} is busy: `mirage-env {holder}` is running on it. "
+                           f"Fix: wait for it to finish, or stop that process, then try again") from None
+            handle.seek(0)
+            handle.truncate()
+            handle.write(f"{command} (pid {os.getpid()})")
+            handle.flush()
+            yield
+        finally:
+            handle.close()

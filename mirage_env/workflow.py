@@ -29,6 +29,12 @@ class _HostReport:
     def measure(self, key: str, value) -> None:
         self.base.measure(f"{self._host}.{key}", value)
 
+    @property
+    def measurements(self) -> dict:
+        """This host's measurements under their own keys (as `measure` was given them)."""
+        prefix = f"{self._host}."
+        return {k[len(prefix):]: v for k, v in self.base.measurements.items() if k.startswith(prefix)}
+
     def __getattr__(self, name: str):
         return getattr(self.base, name)
 

@@ -55,3 +55,27 @@ def test_status_of_a_machine_never_started(tmp_path):
 def test_ssh_before_up_says_what_to_do(tmp_path):
     result = CliRunner().invoke(cli, ["--state-dir", str(tmp_path), "ssh"])
     assert result.exit_code == 1 and "mirage-env up" in result.output
+
+
+def test_a_second_changing_command_on_a_busy_environment_is_refused(tmp_path):
+    """Another process holds the environment (as a running `provision` does): `down` is refused
+    with who holds it and the fix, and nothing is changed; once the holder exits, it goes ahead."""
+    holder = subprocess.Popen(
+        [sys.executable, "-c", "import sys, time\nfrom pathlib import Path\nfrom mirage_env.state import StateDir\n"
+         f"with StateDir.for_env('busy', Path({str(tmp_path)!r})).exclusive('provision'):\n"
+         "    print('held', flush=True)\n    time.sleep(60)\n"],
+        stdout=subprocess.PIPE, text=True)
+    try:
+        assert holder.stdout.readline().strip() == "held"
+        refused = subprocess.run([sys.executable, "-m", "mirage_env.cli", "--state-dir", str(tmp_path),
+                                  "-s", "name=busy", "-s", "provider=qemu", "down"], capture_output=True, text=True)
+        assert refused.returncode == 1
+        assert f"environment busy is busy: `mirage-env provision (pid {holder.pid})` is running on it" in refused.stderr
+        assert "Fix: wait for it to finish" in refused.stderr and "Traceback" not in refused.stderr
+        assert not (tmp_path / "busy" / "report-down.json").exists()
+    finally:
+        holder.kill()
+        holder.wait()
+    after = subprocess.run([sys.executable, "-m", "mirage_env.cli", "--state-dir", str(tmp_path),
+                            "-s", "name=busy", "-s", "provider=qemu", "down"], capture_output=True, text=True)
+    assert "is busy" not in after.stderr and (tmp_path / "busy" / "report-down.json").exists(), after.stderr

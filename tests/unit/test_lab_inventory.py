@@ -120,3 +120,32 @@ def test_cli_refuses_a_bad_inventory_with_exit_2_and_touches_nothing(tmp_path, k
 def test_cli_limit_with_a_single_machine_provider_is_refused(tmp_path):
     proc = run_cli("--provider", "qemu", "--limit", "xen-a", "status", cwd=tmp_path)
     assert proc.returncode == 2 and "--limit 'xen-a'" in proc.stderr and "Fix:" in proc.stderr
+
+
+@pytest.mark.parametrize("defaults, port, expected", [
+    ([1], 22, "defaults: expected a mapping"),
+    ("admin", 22, "defaults: expected a mapping"),
+    ({"user": "admin"}, None, "hosts.xen-a.port: None is not a TCP port"),
+    ({"user": "admin"}, [22], "hosts.xen-a.port: [22] is not a TCP port"),
+    ({"user": "admin"}, True, "hosts.xen-a.port: True is not a TCP port"),
+    ({"user": "admin"}, 70000, "hosts.xen-a.port: 70000 is not a TCP port"),
+])
+def test_odd_shapes_are_refused_with_the_field_not_a_traceback(tmp_path, key, defaults, port, expected):
+    lab = write(tmp_path, {"defaults": defaults,
+                           "hosts": {"xen-a": {"address": "10.99.0.11", "key": str(key), "port": port}}})
+    with pytest.raises(SettingsError) as refused:
+        load_lab(lab, settings())
+    assert expected in refused.value.render()
+
+
+def test_a_lab_hosts_report_reads_back_its_own_measurements():
+    """The unikernel/Linux lease ratio is computed from the host's own probe time."""
+    from mirage_env.report import Report
+    from mirage_env.workflow import _HostReport
+
+    report = Report("verify", path=None)
+    a, b = _HostReport(report, "laba"), _HostReport(report, "labb")
+    a.measure("probe.create_to_lease_s", 20.0)
+    b.measure("probe.create_to_lease_s", 30.0)
+    assert a.measurements == {"probe.create_to_lease_s": 20.0}
+    assert report.measurements == {"laba.probe.create_to_lease_s": 20.0, "labb.probe.create_to_lease_s": 30.0}

@@ -164,3 +164,53 @@ def test_an_ignored_unreachable_task_is_not_reported_as_a_failure(tmp_path):
     real = run_in_empty_network_namespace(tmp_path, playbook(tmp_path, "- name: Reach\n  ansible.builtin.ping:\n"))
     assert not real["ok"] and real["unreachable"] == 1, real
     assert len(real["failures"]) == 1 and real["failures"][0].startswith("gone unreachable: "), real
+
+
+# -- Ctrl-C / SIGTERM while a playbook runs -----------------------------------------------------
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="the guard's group handling is Linux's")
+@pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM])
+def test_an_interrupt_stops_the_playbook_and_its_tasks_and_says_so(tmp_path, signum):
+    marker = f"mev-guard-{uuid.uuid4().hex[:10]}"
+    play = playbook(tmp_path, f"- name: Sleep\n  ansible.builtin.shell: sleep 600; echo {marker}\n")
+    caller = textwrap.dedent(f"""
+        import signal, sys
+        from pathlib import Path
+        from mirage_env.provisioning import run_playbook
+        from mirage_env.state import StateDir
+        class Steps:
+            def step(self, text): print(text, flush=True)
+            def info(self, text): pass
+        state = StateDir.for_env("guard", Path({str(tmp_path / 'state')!r}))
+        try:
+            run_playbook(state, Path({str(local_inventory(tmp_path))!r}), {str(play)!r}, {{}}, Steps())
+        except KeyboardInterrupt as exc:
+            print("interrupted:", exc, flush=True)
+            # the handlers from before the run are back
+            print("handlers restored:", signal.getsignal(signal.SIGTERM) is signal.SIG_DFL, flush=True)
+            sys.exit(130)
+        print("not interrupted", flush=True)
+    """)
+    proc = subprocess.Popen([sys.executable, "-c", caller], cwd=ROOT, start_new_session=True,
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    try:
+        deadline = time.monotonic() + 120
+        while not processes_with(marker) and time.monotonic() < deadline:
+            time.sleep(0.2)
+        assert processes_with(marker), "the playbook's task never started"
+        os.kill(proc.pid, signum)  # to mirage-env only, as a terminal's Ctrl-C reaches it (or CI's SIGTERM)
+        out, _ = proc.communicate(timeout=60)
+        assert proc.returncode == 130, out
+        assert "interrupted: stopped during play: Sleep" in out and "handlers restored: True" in out, out
+        deadline = time.monotonic() + 15
+        while (processes_with(marker) or processes_with(str(play))) and time.monotonic() < deadline:
+            time.sleep(0.2)
+        assert not processes_with(str(play)), "ansible-playbook outlived the interrupt"
+        assert not processes_with(marker), "the task's process outlived the interrupt"
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+        for line in processes_with(marker) + processes_with(str(play)):
+            try:
+                os.kill(int(line.split(":")[0]), signal.SIGKILL)
+            except ProcessLookupError:
+                pass
