@@ -175,6 +175,9 @@ def _run(ansible_runner, private: Path, guard: Path, playbook_command: list[str]
             "ANSIBLE_FORCE_COLOR": "0",
             "ANSIBLE_NOCOLOR": "1",
             "ANSIBLE_FORKS": str(forks),  # a lab's hosts are provisioned in parallel
+            # on: otherwise Ansible puts StrictHostKeyChecking=no before the inventory's accept-new, and
+            # ssh takes the first value: a host whose key changed must be refused, not trusted
+            "ANSIBLE_HOST_KEY_CHECKING": "True",
         },
         event_handler=on_event,
         quiet=True,
