@@ -355,6 +355,11 @@ bool dhcp_bound(void)
 	       dh.state == DHCP_REBINDING;
 }
 
+bool dhcp_busy(void)
+{
+	return dh.state == DHCP_SELECTING || dh.state == DHCP_REQUESTING;
+}
+
 void dhcp_stop(void)
 {
 	if (dh.state == DHCP_OFF)

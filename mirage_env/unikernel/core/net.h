@@ -144,11 +144,13 @@ void dhcp_stop(void); /* sends DHCPRELEASE when bound */
 void dhcp_reset(void); /* forget everything, send nothing */
 void dhcp_timer(uint64_t now_ms);
 bool dhcp_bound(void);
+bool dhcp_busy(void); /* an exchange is under way (its retries need a tick) */
 
 /* ---- TCP (core/tcp.c, helper B) -------------------------------------- */
 /* netif.c has weak no-op versions so apps without TCP (ping) link. */
 void tcp_input(uint32_t src, uint32_t dst, const uint8_t *seg, size_t len);
 void tcp_timer(uint64_t now_ms);
+bool tcp_busy(void); /* some connection is not closed (its timers need a tick) */
 
 /* Statistics, printed on exit and read by tests. */
 struct net_stats {

@@ -11,6 +11,12 @@ static uint32_t if_ip, if_mask, if_gw;
 
 /* Main-loop tick: timers run at least this often. */
 #define NET_TICK_MS 10
+/* Idle (no connection, nothing waiting for ARP, DHCP not mid-exchange) the
+ * poll sleeps until a frame arrives or this long passes: the timers left
+ * then (lease renewal, ARP ageing, TIME_WAIT) count in seconds. A 10 ms
+ * tick woke each idle unikernel 100 times a second, which starved a
+ * software-emulated dom0 running twenty of them. */
+#define NET_IDLE_TICK_MS 1000
 
 uint32_t net_ip(void) { return if_ip; }
 uint32_t net_mask(void) { return if_mask; }
@@ -99,6 +105,12 @@ int net_poll(uint32_t timeout_ms)
 	return n < 0 ? -1 : 0;
 }
 
+static uint32_t net_tick(void)
+{
+	return (tcp_busy() || arp_busy() || dhcp_busy()) ? NET_TICK_MS
+							 : NET_IDLE_TICK_MS;
+}
+
 void net_run(void)
 {
 	struct plat_netcfg cfg;
@@ -117,7 +129,7 @@ void net_run(void)
 		net_configure(cfg.ip, cfg.mask, cfg.gw);
 
 	while (!plat_stopping()) {
-		if (net_poll(NET_TICK_MS) < 0) {
+		if (net_poll(net_tick()) < 0) {
 			/* the interface is gone: nothing left to do or send */
 			printk("net: device error, exiting\n");
 			plat_exit(1);
@@ -148,4 +160,9 @@ __attribute__((weak)) void tcp_input(uint32_t src, uint32_t dst,
 __attribute__((weak)) void tcp_timer(uint64_t now_ms)
 {
 	UNUSED(now_ms);
+}
+
+__attribute__((weak)) bool tcp_busy(void)
+{
+	return false;
 }

@@ -782,6 +782,14 @@ static void rtx_timeout(struct tcp_conn *c, uint64_t now)
 		c->rtx_at = now + c->rto;
 }
 
+bool tcp_busy(void)
+{
+	for (int i = 0; i < TCP_MAX_CONN; i++)
+		if (conns[i].state != TCP_CLOSED)
+			return true;
+	return false;
+}
+
 void tcp_timer(uint64_t now)
 {
 	int i;
