@@ -13,6 +13,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import shutil
 import sys
 import tempfile
 import time
@@ -56,6 +57,7 @@ def main() -> int:
                   "wakeups_per_s_each": round(sum(r["wakeups_per_s"] for r in rows) / len(rows), 1)}
     finally:
         lab.close()
+        shutil.rmtree(work, ignore_errors=True)
     if args.json:
         print(json.dumps(result, indent=2))
     else:
