@@ -62,6 +62,60 @@ def processes_with(marker: str) -> list[str]:
     return found
 
 
+# -- a caller (standing in for mirage-env) running a playbook whose task sleeps ------------------
+CALLER = """
+import signal, sys
+from pathlib import Path
+from mirage_env.provisioning import run_playbook
+from mirage_env.state import StateDir
+class Steps:
+    def step(self, text): print(text, flush=True)
+    def info(self, text): pass
+state = StateDir.for_env("guard", Path({state!r}))
+state.logs.mkdir(parents=True, exist_ok=True)
+try:
+    run_playbook(state, Path({inventory!r}), {play!r}, {{}}, Steps())
+except KeyboardInterrupt as exc:
+    print("interrupted:", exc, flush=True)
+    # the handlers from before the run are back
+    print("handlers restored:", signal.getsignal(signal.SIGTERM) is signal.SIG_DFL, flush=True)
+    sys.exit(130)
+print("not interrupted", flush=True)
+"""
+
+
+def start_sleeping_playbook(tmp_path: Path) -> tuple[subprocess.Popen, str, str]:
+    """(the caller, the task's marker, the playbook's path), once the task runs. The task's process
+    is a worker's child: it must go too, not only ansible-playbook."""
+    marker = f"mev-guard-{uuid.uuid4().hex[:10]}"
+    play = playbook(tmp_path, f"- name: Sleep\n  ansible.builtin.shell: sleep 600; echo {marker}\n")
+    caller = CALLER.format(state=str(tmp_path / "state"), inventory=str(local_inventory(tmp_path)), play=str(play))
+    proc = subprocess.Popen([sys.executable, "-c", caller], cwd=ROOT, start_new_session=True,
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    deadline = time.monotonic() + 120
+    while not processes_with(marker) and time.monotonic() < deadline:
+        time.sleep(0.2)
+    return proc, marker, str(play)
+
+
+def wait_until_gone(marker: str, play: str, seconds: float) -> None:
+    deadline = time.monotonic() + seconds
+    while (processes_with(marker) or processes_with(play)) and time.monotonic() < deadline:
+        time.sleep(0.2)
+
+
+def end_leftovers(proc: subprocess.Popen, marker: str, play: str) -> None:
+    """By PID, whatever the test left running (if the guard failed)."""
+    if proc.poll() is None:
+        os.killpg(proc.pid, signal.SIGKILL)
+    for line in processes_with(marker) + processes_with(play):
+        try:
+            os.kill(int(line.split(":")[0]), signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+
+
+
 def test_a_guarded_run_reports_events_and_its_result(tmp_path):
     state = StateDir.for_env("guard", tmp_path / "state")
     state.logs.mkdir(parents=True, exist_ok=True)
@@ -85,45 +139,17 @@ def test_a_failing_playbook_keeps_its_exit_code(tmp_path):
 
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="PR_SET_PDEATHSIG is Linux's")
 def test_killing_the_callers_process_group_ends_the_playbook_and_its_workers(tmp_path):
-    marker = f"mev-guard-{uuid.uuid4().hex[:10]}"
-    # the task's process is a worker's child: it must go too, not only ansible-playbook
-    play = playbook(tmp_path, f"- name: Sleep\n  ansible.builtin.shell: sleep 600; echo {marker}\n")
-    caller = textwrap.dedent(f"""
-        import sys
-        from pathlib import Path
-        from mirage_env.provisioning import run_playbook
-        from mirage_env.state import StateDir
-        class Steps:
-            def step(self, text): print(text, flush=True)
-            def info(self, text): pass
-        state = StateDir.for_env("guard", Path({str(tmp_path / 'state')!r}))
-        state.logs.mkdir(parents=True, exist_ok=True)
-        run_playbook(state, Path({str(local_inventory(tmp_path))!r}), {str(play)!r}, {{}}, Steps())
-    """)
-    proc = subprocess.Popen([sys.executable, "-c", caller], cwd=ROOT, start_new_session=True,
-                            stdout=subprocess.PIPE, text=True)
+    proc, marker, play = start_sleeping_playbook(tmp_path)
     try:
-        deadline = time.monotonic() + 120
-        while not processes_with(marker) and time.monotonic() < deadline:
-            time.sleep(0.2)
         assert processes_with(marker), "the playbook's task never started"
-        playbook_running = processes_with(str(play))
-        assert playbook_running, "no ansible-playbook process found"
+        assert processes_with(play), "no ansible-playbook process found"
         os.killpg(proc.pid, signal.SIGKILL)  # what a killed terminal or CI job does
         proc.wait(timeout=30)
-        deadline = time.monotonic() + 30
-        while (processes_with(marker) or processes_with(str(play))) and time.monotonic() < deadline:
-            time.sleep(0.2)
-        assert not processes_with(str(play)), "ansible-playbook outlived its caller"
+        wait_until_gone(marker, play, 30)
+        assert not processes_with(play), "ansible-playbook outlived its caller"
         assert not processes_with(marker), "the task's process outlived its caller"
     finally:
-        if proc.poll() is None:
-            os.killpg(proc.pid, signal.SIGKILL)
-        for line in processes_with(marker) + processes_with(str(play)):  # by PID, if the guard failed
-            try:
-                os.kill(int(line.split(":")[0]), signal.SIGKILL)
-            except ProcessLookupError:
-                pass
+        end_leftovers(proc, marker, play)
 
 
 # -- unreachable accounting (same runner, same event handler) ------------------------------------
@@ -170,47 +196,15 @@ def test_an_ignored_unreachable_task_is_not_reported_as_a_failure(tmp_path):
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="the guard's group handling is Linux's")
 @pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM])
 def test_an_interrupt_stops_the_playbook_and_its_tasks_and_says_so(tmp_path, signum):
-    marker = f"mev-guard-{uuid.uuid4().hex[:10]}"
-    play = playbook(tmp_path, f"- name: Sleep\n  ansible.builtin.shell: sleep 600; echo {marker}\n")
-    caller = textwrap.dedent(f"""
-        import signal, sys
-        from pathlib import Path
-        from mirage_env.provisioning import run_playbook
-        from mirage_env.state import StateDir
-        class Steps:
-            def step(self, text): print(text, flush=True)
-            def info(self, text): pass
-        state = StateDir.for_env("guard", Path({str(tmp_path / 'state')!r}))
-        try:
-            run_playbook(state, Path({str(local_inventory(tmp_path))!r}), {str(play)!r}, {{}}, Steps())
-        except KeyboardInterrupt as exc:
-            print("interrupted:", exc, flush=True)
-            # the handlers from before the run are back
-            print("handlers restored:", signal.getsignal(signal.SIGTERM) is signal.SIG_DFL, flush=True)
-            sys.exit(130)
-        print("not interrupted", flush=True)
-    """)
-    proc = subprocess.Popen([sys.executable, "-c", caller], cwd=ROOT, start_new_session=True,
-                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    proc, marker, play = start_sleeping_playbook(tmp_path)
     try:
-        deadline = time.monotonic() + 120
-        while not processes_with(marker) and time.monotonic() < deadline:
-            time.sleep(0.2)
         assert processes_with(marker), "the playbook's task never started"
         os.kill(proc.pid, signum)  # to mirage-env only, as a terminal's Ctrl-C reaches it (or CI's SIGTERM)
         out, _ = proc.communicate(timeout=60)
         assert proc.returncode == 130, out
         assert "interrupted: stopped during play: Sleep" in out and "handlers restored: True" in out, out
-        deadline = time.monotonic() + 15
-        while (processes_with(marker) or processes_with(str(play))) and time.monotonic() < deadline:
-            time.sleep(0.2)
-        assert not processes_with(str(play)), "ansible-playbook outlived the interrupt"
+        wait_until_gone(marker, play, 30)
+        assert not processes_with(play), "ansible-playbook outlived the interrupt"
         assert not processes_with(marker), "the task's process outlived the interrupt"
     finally:
-        if proc.poll() is None:
-            os.killpg(proc.pid, signal.SIGKILL)
-        for line in processes_with(marker) + processes_with(str(play)):
-            try:
-                os.kill(int(line.split(":")[0]), signal.SIGKILL)
-            except ProcessLookupError:
-                pass
+        end_leftovers(proc, marker, play)
