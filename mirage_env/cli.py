@@ -353,7 +353,7 @@ def _dom0_client(ctx: click.Context):
     env = _open_env(ctx)
     try:
         client = sshclient.connect(env.provider.ssh_target())
-    except ProviderError as exc:
+    except (ProviderError, sshclient.HostKeyChanged) as exc:
         _fail(str(exc))
     except OSError as exc:
         _fail(f"cannot reach the dom0 over SSH ({exc}). Fix: `mirage-env up`")

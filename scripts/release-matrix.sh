@@ -7,7 +7,7 @@
 #   MIRAGE_MATRIX_DIR=/some/dir scripts/release-matrix.sh   # where the logs go
 #
 # Each suite builds its own base image and provisions a fresh dom0: ~25-40 min per suite under TCG.
-# Exit status: 0 when every suite passed, 1 when one failed (or was skipped), 2 on bad arguments.
+# Exit status: 0 when every suite passed, 1 when one failed (or ran no test), 2 on bad arguments.
 set -u
 
 cd "$(dirname "$0")/.."
@@ -50,10 +50,11 @@ for suite in "${suites[@]}"; do
     seconds=$(( $(date +%s) - start ))
     outcome=$(outcome_of "$log")
     xen=$(xen_of "$log")
-    if [ "$rc" -eq 0 ] && [[ "$outcome" == *passed* ]] && [[ "$outcome" != *skipped* ]]; then
+    # pytest exits 0 when everything was skipped: a row passes only when tests ran and none failed.
+    # The opt-in tests (MIRAGE_E2E_KILL=1, see README) show up as skipped in the row's outcome.
+    if [ "$rc" -eq 0 ] && [[ "$outcome" == *passed* ]]; then
         result="passed ($outcome)"
     else
-        # pytest exits 0 when everything was skipped: a matrix row that did not run is not a pass
         result="FAILED (${outcome:-pytest exit $rc})"
         failures=$((failures + 1))
     fi

@@ -11,10 +11,11 @@ from __future__ import annotations
 import shlex
 import subprocess
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import replace
 
 from ..lab import LabHost, load_lab, select
 from ..settings import Settings
-from ..sshclient import connect, run
+from ..sshclient import HostKeyChanged, connect, run
 from ..state import StateDir
 from .base import Host, Provider, ProviderError
 
@@ -27,7 +28,10 @@ class SshProvider(Provider):
         self.settings, self.state, self.limit = settings, state, limit
         self.inventory = settings.lab.inventory
         # read and validated now, so a bad inventory is refused before any command starts
-        self._lab: list[LabHost] = select(load_lab(self.inventory, settings), limit, str(self.inventory))
+        lab = select(load_lab(self.inventory, settings), limit, str(self.inventory))
+        # lab hosts sit on real networks: their host keys are pinned on first contact
+        pinned = state.path("known_hosts")
+        self._lab: list[LabHost] = [replace(h, target=replace(h.target, known_hosts=pinned)) for h in lab]
 
     # -- the hosts ---------------------------------------------------------------------------
     def lab(self) -> list[LabHost]:
@@ -65,6 +69,8 @@ class SshProvider(Provider):
     def _reach(self, host: LabHost) -> tuple[str, str | None]:
         try:
             client = connect(host.target, timeout=20)
+        except HostKeyChanged as exc:
+            return host.name, f"{host.name}: {exc}"
         except Exception as exc:  # paramiko raises many kinds; all mean "not reachable as configured"
             return host.name, (f"cannot log in to {host.target.user}@{host.target.host}:{host.target.port} "
                                f"with {host.target.key} ({exc}). Fix: check address/user/key in "
