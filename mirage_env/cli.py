@@ -384,14 +384,16 @@ def unikernel_run(ctx: click.Context, app: str, name: str | None, memory: int, c
     import statistics
     import time
 
-    from .domus import DomUError, mac_for, run_apps
+    from .domus import DomUError, mac_for, name_problem, run_apps
     from .report import Report
     from .settings import lease_seconds
     from .unikernel.xlconfig import XlConfigError
 
-    env, sh = _dom0_shell(ctx)
     name = name or f"mirage-{app}"
     names = [name] if count == 1 else [f"{name}-{i:02d}" for i in range(1, count + 1)]
+    if problem := name_problem(names[-1]):
+        _fail(f"--name: {problem}", EXIT_BAD_INPUT)
+    env, sh = _dom0_shell(ctx)
     report = Report("unikernel run")
     t0 = time.monotonic()
     try:
@@ -476,15 +478,15 @@ def unikernel_logs(ctx: click.Context, name: str) -> None:
 @click.pass_context
 def unikernel_stop(ctx: click.Context, names: tuple[str, ...]) -> None:
     """Destroy domUs, end their autostart and release their DHCP leases."""
-    from .domus import DomUError, stop
+    from .domus import name_problem, stop
 
-    env, sh = _dom0_shell(ctx)
-    errors = []
     for name in names:
-        try:
-            click.echo(f"{name} {stop(sh, name, env.settings.network.bridge)}")
-        except DomUError as exc:
-            errors.append(str(exc))
+        if problem := name_problem(name):
+            _fail(problem, EXIT_BAD_INPUT)
+    env, sh = _dom0_shell(ctx)
+    done, errors = stop(sh, list(names), env.settings.network.bridge)
+    for line in done:
+        click.echo(line)
     if errors:
         _fail("\n".join(errors))
 

@@ -79,3 +79,15 @@ def test_a_second_changing_command_on_a_busy_environment_is_refused(tmp_path):
     after = subprocess.run([sys.executable, "-m", "mirage_env.cli", "--state-dir", str(tmp_path),
                             "-s", "name=busy", "-s", "provider=qemu", "down"], capture_output=True, text=True)
     assert "is busy" not in after.stderr and (tmp_path / "busy" / "report-down.json").exists(), after.stderr
+
+
+def test_unusable_domu_names_are_refused_before_any_connection(tmp_path):
+    state = tmp_path / "state"
+    for args in (["unikernel", "stop", "ok-name", "../../etc/passwd"],
+                 ["unikernel", "run", "--app", "auth", "--name", "a b"],
+                 ["unikernel", "run", "--name", "x" * 58, "--count", "2"]):  # x…x-01 is 61 characters
+        result = CliRunner().invoke(cli, ["--state-dir", str(state), *args])
+        assert result.exit_code == 2, (args, result.output)
+        assert "is not usable" in result.output and "Fix: e.g. --name my-auth" in result.output
+        assert "Traceback" not in result.output
+    assert not state.exists()  # refused before the environment was opened
