@@ -224,60 +224,24 @@ def status(ctx: click.Context, as_json: bool, graph: Path | None, no_topology: b
     env = _open_env(ctx)
     info = {"name": env.settings.name, "state_dir": str(env.state.root), **env.provider.status()}
     if info.get("provider") == "ssh":  # a lab: one picture per host (also for one picked by --limit)
-        _lab_status(env, info, as_json, graph, no_topology)
-        return
-    # running None (lab hosts: the provider cannot tell) is worth an SSH attempt; False is not
-    topo = None if no_topology else collect(env, info.get("running") is not False)
-    if graph is not None:
-        try:
-            write_graph(to_dot(info, topo), graph)
-        except GraphError as exc:
-            _fail(str(exc))
-    if as_json:
-        info["topology"] = topo.to_dict() if topo and info.get("running") is not False else None
-        click.echo(json.dumps(info, indent=2))
-        return
-    if no_topology:
-        for key, value in info.items():
-            click.echo(f"{key:>20}: {value}")
-        return
-    click.echo(render_text(info, topo, width=min(shutil.get_terminal_size((100, 24)).columns, 120),
-                           color=sys.stdout.isatty()), nl=False)
-    if graph is not None:
-        click.echo(f"graph: {graph}")
-
-
-def _lab_status(env, info: dict, as_json: bool, graph: Path | None, no_topology: bool) -> None:
-    """Each selected lab host's topology, read in parallel (one SSH session per host); with
-    --graph, one file per host: NAME-HOST.svg."""
-    import shutil
-    from concurrent.futures import ThreadPoolExecutor
-    from types import SimpleNamespace
-
-    from .providers.ssh import SshProvider
-    from .topology import collect
-    from .topology_render import GraphError, render_text, to_dot, write_graph
-
-    lab = env.provider.lab()
-    views = [SimpleNamespace(settings=host.settings,
-                             provider=SshProvider(env.settings, env.state, limit=host.name)) for host in lab]
-    topologies = {}
-    if not no_topology:
-        with ThreadPoolExecutor(max_workers=max(1, env.settings.lab.parallel)) as pool:
-            topologies = dict(zip((h.name for h in lab), pool.map(lambda view: collect(view, True), views)))
-    host_infos = {h.name: {**info, "name": f"{info['name']}/{h.name}",
-                           "hosts": [e for e in info["hosts"] if e["name"] == h.name]} for h in lab}
+        pictures = _lab_pictures(env, info, graph, no_topology)
+        json_topology = {name: topo.to_dict() for name, _, topo, _ in pictures if topo} or None
+    else:
+        # running None (the provider cannot tell) is worth an SSH attempt; False is not
+        running = info.get("running") is not False
+        topo = None if no_topology else collect(env, running)
+        pictures = [(env.settings.name, info, topo, graph)]
+        json_topology = topo.to_dict() if topo and running else None
     written = []
-    if graph is not None:
-        for name in host_infos:
-            path = graph.with_name(f"{graph.stem}-{name}{graph.suffix}")
+    for _, view_info, topo, path in pictures:
+        if path is not None:
             try:
-                write_graph(to_dot(host_infos[name], topologies.get(name)), path)
+                write_graph(to_dot(view_info, topo), path)
             except GraphError as exc:
                 _fail(str(exc))
             written.append(path)
     if as_json:
-        info["topology"] = {name: topo.to_dict() for name, topo in topologies.items()} or None
+        info["topology"] = json_topology
         click.echo(json.dumps(info, indent=2))
         return
     if no_topology:
@@ -285,10 +249,33 @@ def _lab_status(env, info: dict, as_json: bool, graph: Path | None, no_topology:
             click.echo(f"{key:>20}: {value}")
         return
     width = min(shutil.get_terminal_size((100, 24)).columns, 120)
-    for name, topo in topologies.items():
-        click.echo(render_text(host_infos[name], topo, width=width, color=sys.stdout.isatty()), nl=False)
+    for _, view_info, topo, _ in pictures:
+        click.echo(render_text(view_info, topo, width=width, color=sys.stdout.isatty()), nl=False)
     for path in written:
         click.echo(f"graph: {path}")
+
+
+def _lab_pictures(env, info: dict, graph: Path | None, no_topology: bool) -> list[tuple]:
+    """(host, its status, its topology, its graph file) for each selected lab host; topologies are
+    read in parallel, one SSH session per host; graphs go to one file per host: NAME-HOST.svg."""
+    from concurrent.futures import ThreadPoolExecutor
+    from types import SimpleNamespace
+
+    from .providers.ssh import SshProvider
+    from .topology import collect
+
+    lab = env.provider.lab()
+    views = [SimpleNamespace(settings=host.settings,
+                             provider=SshProvider(env.settings, env.state, limit=host.name)) for host in lab]
+    topologies = [None] * len(lab)
+    if not no_topology:
+        with ThreadPoolExecutor(max_workers=max(1, env.settings.lab.parallel)) as pool:
+            topologies = list(pool.map(lambda view: collect(view, True), views))
+    return [(h.name,
+             {**info, "name": f"{info['name']}/{h.name}", "hosts": [e for e in info["hosts"] if e["name"] == h.name]},
+             topo,
+             graph.with_name(f"{graph.stem}-{h.name}{graph.suffix}") if graph is not None else None)
+            for h, topo in zip(lab, topologies)]
 
 
 @cli.command(context_settings={"ignore_unknown_options": True})
