@@ -18,6 +18,8 @@ SYSTEM_PACKAGES=(
   # the bundled unikernel: build, C tests, fuzzers, net tests, benchmarks
   make gcc libc6-dev clang libclang-rt-14-dev llvm binutils libxen-dev
   dnsmasq-base curl iputils-ping bridge-utils wrk nginx-light busybox-static
+  # the NAT unit's commands (tests/unit/test_nat_unit.py)
+  iptables
   graphviz  # mirage-env status --graph (dot → SVG/PNG)
   # the Vagrant path: Vagrant with its libvirt provider, and libvirt itself (tests/e2e/test_vagrant_libvirt.py)
   vagrant vagrant-libvirt libvirt-daemon-system libvirt-daemon-driver-qemu libvirt-clients
