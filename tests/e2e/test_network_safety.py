@@ -170,6 +170,26 @@ def machine(image_cache_home):
             shutil.rmtree(base, ignore_errors=True)
 
 
+def test_a_nic_that_ifupdown_already_configures_is_refused(machine, measure):
+    """A stanza for the bridged NIC in a file of interfaces.d (not only /etc/network/interfaces)
+    stops the role before anything changes, naming the file and line."""
+    rc, out = machine.sh("mkdir -p /etc/network/interfaces.d && "
+                         "printf 'allow-hotplug eth1\\niface eth1 inet dhcp\\n' > /etc/network/interfaces.d/lab-eth1")
+    assert rc == 0, out
+    try:
+        result, messages, seconds = machine.playbook("xen_bridge.yml", xen_bridge_rollback_timeout=CALM_TIMEOUT)
+        measure("xen_bridge refusal (stanza in interfaces.d) s", seconds)
+        assert not result.ok
+        for text in ("ifupdown already configures eth1: /etc/network/interfaces.d/lab-eth1:1:allow-hotplug eth1",
+                     "Nothing was changed", "Fix: remove that stanza"):
+            assert text in messages, text
+        rc, out = machine.sh("ls /etc/network/interfaces.d; ip -o link show br0 2>&1; "
+                             "ls /var/lib/mirage-env/net-rollback 2>&1")
+        assert "mirage-env-bridge" not in out and "does not exist" in out and "No such file" in out, out
+    finally:
+        machine.sh("rm -f /etc/network/interfaces.d/lab-eth1")
+
+
 def test_xen_bridge_works_on_a_machine_without_xen(machine, measure):
     measure("machine up --no-provision s", machine.up_seconds)
     rc, hypervisor = machine.sh("cat /sys/hypervisor/type 2>/dev/null || echo none")
