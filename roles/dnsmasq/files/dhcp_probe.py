@@ -3,7 +3,7 @@
 
 Sends DHCPDISCOVERs on one interface through a raw packet socket (so it needs no address, and no
 DHCP client's port 68 gets in the way) and collects the OFFERs for a few seconds. Offers from this
-host's own addresses or MACs (our own dnsmasq on a re-run) are listed apart as `own`.
+host's own MACs (our own dnsmasq on a re-run) are listed apart as `own`.
 Prints JSON: {"interface", "probed", "offers": [{"server", "mac", "offered"}], "own": [...], "error"}.
 """
 
@@ -16,7 +16,6 @@ import random
 import select
 import socket
 import struct
-import subprocess
 import sys
 import time
 
@@ -85,14 +84,8 @@ def parse_offer(frame: bytes, xid: int) -> dict | None:
     }
 
 
-def own_addresses() -> tuple[set[str], set[str]]:
-    """This host's IPv4 addresses and MACs, every interface."""
-    addresses = set()
-    out = subprocess.run(["ip", "-o", "-4", "addr", "show"], capture_output=True, text=True).stdout
-    for line in out.splitlines():
-        words = line.split()
-        if "inet" in words:
-            addresses.add(words[words.index("inet") + 1].split("/")[0])
+def own_macs() -> set[str]:
+    """The MACs of this host's interfaces: a frame from one of them is our own dnsmasq's."""
     macs = set()
     for name in os.listdir("/sys/class/net"):
         try:
@@ -100,7 +93,7 @@ def own_addresses() -> tuple[set[str], set[str]]:
                 macs.add(f.read().strip().lower())
         except OSError:
             pass
-    return addresses, macs
+    return macs
 
 
 def probe(interface: str, seconds: float) -> dict:
@@ -113,7 +106,7 @@ def probe(interface: str, seconds: float) -> dict:
     # a random locally administered client MAC: no real machine's lease is touched
     chaddr = bytes([0x02] + [random.randrange(256) for _ in range(5)])
     xid = random.getrandbits(32)
-    addresses, macs = own_addresses()
+    macs = own_macs()
     sock = socket.socket(socket.AF_PACKET, socket.SOCK_RAW, socket.htons(ETH_P_IP))
     try:
         sock.bind((interface, ETH_P_IP))
@@ -132,7 +125,8 @@ def probe(interface: str, seconds: float) -> dict:
             if offer is None or (offer["server"], offer["mac"]) in seen:
                 continue
             seen.add((offer["server"], offer["mac"]))
-            mine = {offer["server"], offer["source_ip"]} & addresses or offer["mac"] in macs
+            # by MAC only: two lab hosts on one segment may both hold the default dom0 address
+            mine = offer["mac"] in macs
             result["own" if mine else "offers"].append(offer)
         result["probed"] = True
     finally:
