@@ -358,8 +358,12 @@ def test_dom0_reboot_brings_back_bridge_dnsmasq_and_autostart(env, measure):
                 break
             time.sleep(3)
         measure("reboot: poweroff → autostarted unikernel answers s", round(time.monotonic() - t0, 1))
-        assert (answer.get("http"), answer.get("body")) == (200, "hello alice!"), answer
         listed = [d for d in json.loads(env.run("unikernel", "list", "--json").stdout) if d["name"] == name]
+        if answer.get("http") != 200:  # say what the dom0 saw: the domain, its lease, its console
+            seen = env.run("ssh", f"sudo xl list; sudo journalctl -b -u dnsmasq -o cat | tail -n 20; "
+                                  f"sudo tail -n 30 /var/log/xen/console/guest-{name}.log")
+            pytest.fail(f"no answer from {ip} after the power cycle: {answer}; listed {listed}\n{seen.stdout[-4000:]}")
+        assert (answer.get("http"), answer.get("body")) == (200, "hello alice!"), answer
         assert listed and listed[0]["ip"] == ip
         mac = result["domus"][0]["mac"]
         acks = env.run("ssh", f"sudo journalctl -b -u dnsmasq -o cat | grep -i 'DHCPACK.* {mac}'")
