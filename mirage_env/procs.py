@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+import signal
 import subprocess
 from pathlib import Path
 from typing import Callable, Sequence
@@ -41,17 +43,22 @@ def run_logged(
             errors="replace",
             env=env,
             cwd=cwd,
+            start_new_session=True,  # a group of its own: an interrupt ends all of it (see below)
         )
-        if input_text is not None:
-            proc.stdin.write(input_text)
-            proc.stdin.close()
-        for line in proc.stdout:
-            lines.append(line)
-            if logf:
-                logf.write(line)
-            if on_line:
-                on_line(line.rstrip())
-        code = proc.wait()
+        try:
+            if input_text is not None:
+                proc.stdin.write(input_text)
+                proc.stdin.close()
+            for line in proc.stdout:
+                lines.append(line)
+                if logf:
+                    logf.write(line)
+                if on_line:
+                    on_line(line.rstrip())
+            code = proc.wait()
+        except BaseException:  # Ctrl-C or SIGTERM: the command must not go on without us
+            _end_group(proc)
+            raise
     finally:
         if logf:
             logf.close()
@@ -59,3 +66,20 @@ def run_logged(
     if code != 0:
         raise CommandFailed(cmd, code, log, "".join(lines[-15:]))
     return out
+
+
+def _end_group(proc: subprocess.Popen, grace_s: float = 10) -> None:
+    """SIGTERM to the command's whole process group (debootstrap's dpkg, apt in a chroot), then
+    SIGKILL to what is left after `grace_s`."""
+    try:
+        os.killpg(proc.pid, signal.SIGTERM)
+        proc.wait(timeout=grace_s)
+    except subprocess.TimeoutExpired:
+        pass
+    except ProcessLookupError:
+        return
+    try:
+        os.killpg(proc.pid, signal.SIGKILL)  # the leader may be gone while its group lives on
+    except ProcessLookupError:
+        pass
+    proc.wait()

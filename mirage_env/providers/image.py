@@ -91,8 +91,11 @@ def _build_base_image(recipe: "ImageRecipe", folder: Path, image: "BaseImage", l
         _keygen(work / "image_key")
         rootfs = work / "rootfs"
         say(f"debootstrap {recipe.suite} from {recipe.mirror}")
+        # In a mount namespace of its own: the /proc and /sys debootstrap mounts inside the rootfs go
+        # with it when it is stopped half-way, instead of staying mounted under the cache.
         run_logged(
-            ["debootstrap", "--variant=minbase", "--include=" + ",".join(recipe.packages),
+            ["unshare", "--mount", "--propagation", "private",
+             "debootstrap", "--variant=minbase", "--include=" + ",".join(recipe.packages),
              recipe.suite, rootfs, recipe.mirror],
             log, on_line=lambda line: say("debootstrap: " + line[:100]),
             env={**os.environ, "DEBIAN_FRONTEND": "noninteractive"},
