@@ -144,45 +144,70 @@ def stop(sh, names: list[str], bridge: str) -> tuple[list[str], list[str]]:
     round trip per step per domU had made stopping twenty of them take minutes on a slow dom0.
     Returns (a line per stopped domU, an error per domU that was not running); a domU that is
     not running still has its link and lease cleaned up."""
-    quoted = " ".join(shlex.quote(n) for n in names)
-    _, out = sh(f"""for n in {quoted}; do
-  echo "@@domu $n"
-  sudo xl network-list "$n" 2>/dev/null | tail -n +2
-  result=$(sudo xl destroy "$n" 2>&1); rc=$?
-  sudo rm -f "{AUTO_DIR}/$n.cfg"
-  echo "@@destroyed $rc $(echo "$result" | tr '\\n' ' ')"
-done
-echo "@@leases"; cat {LEASE_FILE} 2>/dev/null
-echo "@@release"; command -v dhcp_release""", timeout=60 + 30 * len(names))
-    macs: dict[str, list[str]] = {}
-    failures: dict[str, str] = {}
-    leases, has_release, section, name = [], False, "", ""
-    for line in out.splitlines():
-        if line.startswith("@@domu "):
-            section, name = "domu", line.split(" ", 1)[1]
-            macs[name] = []
-        elif line.startswith("@@destroyed "):
-            _, rc, *message = line.split(" ", 2)
-            if rc != "0":
-                failures[name] = " ".join(message).strip()
-            section = ""
-        elif line in ("@@leases", "@@release"):
-            section = line[2:]
-        elif section == "domu":  # a running domU's own vif MACs
-            macs[name] += [f.lower() for f in line.split() if f.count(":") == 5]
-        elif section == "leases":
-            leases.append(line.split())
-        elif section == "release" and line.strip():
-            has_release = True
-    released = _release(sh, {n: m or [mac_for(n)] for n, m in macs.items()}, leases, has_release, bridge)
+    names = list(dict.fromkeys(names))  # `stop a a` stops a once
+    _, out = sh(_stop_script(names), timeout=60 + 30 * len(names))
+    seen = parse_stop_output(out)
+    macs = {n: m or [mac_for(n)] for n, m in seen.macs.items()}
+    released = _release(sh, macs, seen.leases, seen.has_release, bridge)
     done, errors = [], []
     for n in names:
-        if n not in macs or n in failures:
-            errors.append(f"could not stop {n!r}: {failures.get(n) or 'no answer from the dom0'}. "
+        cleaned = f" ({released[n]})" if released.get(n) else ""
+        if n not in seen.macs:
+            errors.append(f"could not stop {n!r}: no answer from the dom0. Fix: check `mirage-env unikernel list`")
+        elif n in seen.failures:
+            errors.append(f"could not stop {n!r}: {seen.failures[n]}{cleaned}. "
                           "Fix: check `mirage-env unikernel list`")
         else:
             done.append(f"{n} stopped" + (f"; {released[n]}" if released.get(n) else ""))
     return done, errors
+
+
+def _stop_script(names: list[str]) -> str:
+    """The dom0 side of `stop`: for each name its vif MACs, `xl destroy`'s status and message,
+    then the lease file and whether dhcp_release exists, each section after an @@ marker. Every
+    command's stderr is caught or dropped, so nothing lands in a later section."""
+    quoted = " ".join(shlex.quote(n) for n in names)
+    return f"""for n in {quoted}; do
+  echo "@@domu $n"
+  sudo xl network-list "$n" 2>/dev/null | tail -n +2
+  result=$(sudo xl destroy "$n" 2>&1); rc=$?
+  sudo rm -f "{AUTO_DIR}/$n.cfg" 2>/dev/null
+  echo "@@destroyed $rc $(echo "$result" | tr '\\n' ' ')"
+done
+echo "@@leases"; cat {LEASE_FILE} 2>/dev/null
+command -v dhcp_release >/dev/null 2>&1 && echo "@@has-dhcp-release"
+true"""
+
+
+@dataclass
+class StopOutput:
+    macs: dict[str, list[str]]      # name → its running vifs' MACs (empty: it was not running)
+    failures: dict[str, str]        # name → xl destroy's message, where it failed
+    leases: list[list[str]]         # the lease file's lines, split
+    has_release: bool
+
+
+def parse_stop_output(out: str) -> StopOutput:
+    result = StopOutput({}, {}, [], False)
+    section, name = "", ""
+    for line in out.splitlines():
+        if line.startswith("@@domu "):
+            section, name = "domu", line.split(" ", 1)[1]
+            result.macs[name] = []
+        elif line.startswith("@@destroyed "):
+            _, rc, *message = line.split(" ", 2)
+            if rc != "0":
+                result.failures[name] = " ".join(message).strip()
+            section = ""
+        elif line == "@@leases":
+            section = "leases"
+        elif line == "@@has-dhcp-release":
+            result.has_release, section = True, ""
+        elif section == "domu":  # xl network-list: Idx BE Mac-Addr. handle state …
+            result.macs[name] += [f.lower() for f in line.split() if f.count(":") == 5]
+        elif section == "leases" and line[:1].isdigit():  # EXPIRY MAC IP HOSTNAME CLIENT-ID
+            result.leases.append(line.split())
+    return result
 
 
 def _release(sh, macs: dict[str, list[str]], leases: list[list[str]], has_release: bool,

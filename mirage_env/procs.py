@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import subprocess
+import threading
 from pathlib import Path
 from typing import Callable, Sequence
 
@@ -46,17 +48,18 @@ def run_logged(
             start_new_session=True,  # a group of its own: an interrupt ends all of it (see below)
         )
         try:
-            if input_text is not None:
-                proc.stdin.write(input_text)
-                proc.stdin.close()
-            for line in proc.stdout:
-                lines.append(line)
-                if logf:
-                    logf.write(line)
-                if on_line:
-                    on_line(line.rstrip())
-            code = proc.wait()
-        except BaseException:  # Ctrl-C or SIGTERM: the command must not go on without us
+            with _signals_as_interrupts():
+                if input_text is not None:
+                    proc.stdin.write(input_text)
+                    proc.stdin.close()
+                for line in proc.stdout:
+                    lines.append(line)
+                    if logf:
+                        logf.write(line)
+                    if on_line:
+                        on_line(line.rstrip())
+                code = proc.wait()
+        except BaseException:  # Ctrl-C, SIGTERM, SIGHUP: the command must not go on without us
             _end_group(proc)
             raise
     finally:
@@ -70,16 +73,36 @@ def run_logged(
 
 def _end_group(proc: subprocess.Popen, grace_s: float = 10) -> None:
     """SIGTERM to the command's whole process group (debootstrap's dpkg, apt in a chroot), then
-    SIGKILL to what is left after `grace_s`."""
+    SIGKILL to what is left after `grace_s` — also when a second Ctrl-C cuts the wait short."""
     try:
         os.killpg(proc.pid, signal.SIGTERM)
         proc.wait(timeout=grace_s)
-    except subprocess.TimeoutExpired:
+    except (subprocess.TimeoutExpired, ProcessLookupError):
         pass
-    except ProcessLookupError:
+    finally:
+        try:
+            os.killpg(proc.pid, signal.SIGKILL)  # the leader may be gone while its group lives on
+        except ProcessLookupError:
+            pass
+        proc.wait()
+
+
+@contextlib.contextmanager
+def _signals_as_interrupts():
+    """SIGTERM and SIGHUP raise KeyboardInterrupt, as SIGINT does, while a command runs: the
+    command sits in a session of its own, so a signal that would have ended it with us (a closed
+    terminal, a cancelled CI job) now reaches only us, and we must end it. Signal handlers can be
+    set only in the main thread; elsewhere nothing changes."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
         return
+
+    def interrupt(signum, _frame):
+        raise KeyboardInterrupt(signal.Signals(signum).name)
+
+    previous = {sig: signal.signal(sig, interrupt) for sig in (signal.SIGTERM, signal.SIGHUP)}
     try:
-        os.killpg(proc.pid, signal.SIGKILL)  # the leader may be gone while its group lives on
-    except ProcessLookupError:
-        pass
-    proc.wait()
+        yield
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)

@@ -308,6 +308,8 @@ def collect_dom0(provider, timings: dict | None = None) -> tuple[str | None, str
         t0 = time.monotonic()
         client = sshclient.connect(target, timeout=CONNECT_TIMEOUT_S)
         timings["ssh_connect_s"] = round(time.monotonic() - t0, 2)
+    except sshclient.HostKeyChanged as exc:
+        return None, str(exc)
     except Exception as exc:
         return None, (f"not reachable over SSH within {CONNECT_TIMEOUT_S}s ({exc or type(exc).__name__}): "
                       "still booting or very busy? Try again, or `mirage-env ssh`")

@@ -46,8 +46,10 @@ def segment(tmp_path):
                 os.kill(int(pidfile.read_text().strip()), signal.SIGTERM)
             except (ValueError, ProcessLookupError):
                 pass
-        for ns in (prober, server):  # the veth pair goes with its namespaces
+        for ns in (prober, server):  # the veth pair goes with its namespaces...
             subprocess.run(["ip", "netns", "del", ns], capture_output=True)
+        # ...unless moving it failed half-way: then it is still here, under its own name
+        subprocess.run(["ip", "link", "del", f"mevpa{tag}"], capture_output=True)
 
 
 def run_probe(ns: str, dev: str) -> dict:

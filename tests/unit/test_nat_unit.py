@@ -1,6 +1,7 @@
 """The NAT unit's commands, run for real with iptables in a private network namespace, in the
 order systemd runs them: start; after the subnet changed, a restart (the new unit's ExecStop, then
-its start); stop. No rule of an earlier subnet may survive, and stop leaves nothing behind."""
+its start); stop. No rule of an earlier subnet (nor the one earlier versions of the unit put straight
+into POSTROUTING) may survive, and stop leaves nothing behind."""
 
 from __future__ import annotations
 
@@ -40,7 +41,8 @@ def test_a_subnet_change_leaves_only_the_new_rule_and_stop_leaves_none():
     require_root_and_tools("unshare", "iptables")
     old, new = unit_commands("192.168.56.0/24"), unit_commands("10.77.0.0/24")
     show = "echo @@; iptables -t nat -S"
-    script = "\n".join([as_shell(old["start"]), as_shell(old["start"]), show,  # started twice: no duplicate
+    legacy = "iptables -t nat -A POSTROUTING -s 192.168.56.0/24 -o eth0 -j MASQUERADE"  # before the chain
+    script = "\n".join([legacy, as_shell(old["start"]), as_shell(old["start"]), show,  # twice: no duplicate
                         as_shell(new["stop"]), as_shell(new["start"]), show,   # restart after daemon-reload
                         as_shell(new["stop"]), show])
     proc = subprocess.run(["unshare", "--net", "sh", "-ec", script], capture_output=True, text=True, timeout=60)

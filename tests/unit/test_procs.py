@@ -1,4 +1,5 @@
-"""run_logged: an interrupted command does not go on without us, down to its children."""
+"""run_logged: an interrupted command does not go on without us, down to its children, whether
+the interrupt is Ctrl-C, a SIGTERM (a cancelled job) or a SIGHUP (a closed terminal)."""
 
 from __future__ import annotations
 
@@ -7,6 +8,8 @@ import signal
 import subprocess
 import sys
 import time
+
+import pytest
 
 from mirage_env.state import project_root
 
@@ -31,7 +34,9 @@ def alive(pid: int) -> bool:
         return False
 
 
-def test_an_interrupt_ends_the_command_and_its_children():
+@pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM, signal.SIGHUP],
+                         ids=["SIGINT", "SIGTERM", "SIGHUP"])
+def test_an_interrupt_ends_the_command_and_its_children(signum):
     proc = subprocess.Popen([sys.executable, "-c", SCRIPT], stdout=subprocess.PIPE, text=True,
                             cwd=project_root())
     child = None
@@ -40,7 +45,7 @@ def test_an_interrupt_ends_the_command_and_its_children():
         assert line.startswith("child "), line
         child = int(line.split()[1])
         assert alive(child)
-        proc.send_signal(signal.SIGINT)  # to the Python process only, as `kill -INT PID` does
+        proc.send_signal(signum)  # to the Python process only, as `kill -INT PID` does
         assert proc.stdout.readline().strip() == "interrupted"
         assert proc.wait(timeout=30) == 130
         for _ in range(100):  # the group is ended before KeyboardInterrupt reaches the caller
