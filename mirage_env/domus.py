@@ -162,18 +162,31 @@ def stop(sh, names: list[str], bridge: str) -> tuple[list[str], list[str]]:
     return done, errors
 
 
+STOP_PARALLEL = 8  # domUs destroyed at once: each `xl destroy` mostly waits (backends, hotplug)
+
+
 def _stop_script(names: list[str]) -> str:
     """The dom0 side of `stop`: for each name its vif MACs, `xl destroy`'s status and message,
     then the lease file and whether dhcp_release exists, each section after an @@ marker. Every
-    command's stderr is caught or dropped, so nothing lands in a later section."""
+    command's stderr is caught or dropped, so nothing lands in a later section. Up to
+    STOP_PARALLEL destroys run at once (one took ~20 s on a TCG dom0, twenty-two in a row 451 s),
+    each writing its own file, printed in the order of the names."""
     quoted = " ".join(shlex.quote(n) for n in names)
-    return f"""for n in {quoted}; do
-  echo "@@domu $n"
-  sudo xl network-list "$n" 2>/dev/null | tail -n +2
-  result=$(sudo xl destroy "$n" 2>&1); rc=$?
-  sudo rm -f "{AUTO_DIR}/$n.cfg" 2>/dev/null
-  echo "@@destroyed $rc $(echo "$result" | tr '\\n' ' ')"
+    return f"""out=$(mktemp -d) || exit 1
+i=0
+for n in {quoted}; do
+  i=$((i + 1))
+  {{
+    echo "@@domu $n"
+    sudo xl network-list "$n" 2>/dev/null | tail -n +2
+    result=$(sudo xl destroy "$n" 2>&1); rc=$?
+    sudo rm -f "{AUTO_DIR}/$n.cfg" 2>/dev/null
+    echo "@@destroyed $rc $(echo "$result" | tr '\\n' ' ')"
+  }} > "$out/$(printf %05d $i)" &
+  [ $((i % {STOP_PARALLEL})) -eq 0 ] && wait
 done
+wait
+cat "$out"/* 2>/dev/null; rm -rf "$out"
 echo "@@leases"; cat {LEASE_FILE} 2>/dev/null
 command -v dhcp_release >/dev/null 2>&1 && echo "@@has-dhcp-release"
 true"""
