@@ -441,3 +441,9 @@ def test_down_then_up_resumes_from_the_overlay(env, measure):
     assert all(c["ok"] for c in report["checks"])
     measure("resume: machine stage s (cold boot into Xen)", stage_seconds(report)["machine"])
     measure("resume: up total s", report["seconds"])
+    # where an idempotent re-run spends its time (each stage, each role)
+    for stage, seconds in stage_seconds(report).items():
+        measure(f"resume: stage {stage} s", seconds)
+    for key, value in report["measurements"].items():
+        if key.startswith("provision.") and key.endswith("_s"):
+            measure(f"resume: {key}", value)
