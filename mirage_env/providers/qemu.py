@@ -191,7 +191,7 @@ class QemuProvider(Provider):
 
     def qemu_command(self, accel: str, port: int) -> list[str]:
         m, sid = self.settings.machine, self.state.short_id
-        cpu = ["-accel", "kvm", "-cpu", "host"] if accel == "kvm" else ["-accel", "tcg", "-cpu", "qemu64,+svm"]
+        cpu = ["-accel", "kvm", "-cpu", "host"] if accel == "kvm" else ["-accel", "tcg", "-cpu", "qemu64,+svm,+npt"]
         archive_hosts = sorted({urlsplit(u).hostname for u in (m.mirror, m.security_mirror)})
         proxy = (f"{sys.executable} -m mirage_env.providers.aptproxy --allow {'+'.join(archive_hosts)} "
                  f"--log {self.state.logs / 'apt-proxy.log'}")
