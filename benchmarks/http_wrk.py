@@ -41,7 +41,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "tests" / "net"))
 sys.path.insert(0, str(ROOT))
 
-from mirage_env.unikernel import appdata  # noqa: E402
+from mirage_env.bundled import pack_data as appdata  # noqa: E402
 
 USERS = ROOT / "mirage_env" / "unikernel" / "data" / "auth" / "users"
 NGINX_PORT = 8089

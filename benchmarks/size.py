@@ -22,7 +22,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from mirage_env.unikernel.build import APPS, XEN_ONLY_APPS, build  # noqa: E402
+from mirage_env.bundled import APPS, XEN_ONLY_APPS, build  # noqa: E402
 
 
 def size_of(path: Path) -> dict[str, int]:

@@ -14,7 +14,7 @@ kernel's TCP echo over br0, in the same run:
          `vchan-client --tcp-bench BYTES IP 7` from the dom0 (dom0 -> br0 -> netback -> our
          netfront and TCP -> back); `xl destroy`.
 
-The client helper is mirage_env/unikernel/tools/vchan_client.c, compiled on the dom0 by
+The client helper is unikernel/tools/vchan_client.c, compiled on the dom0 by
 mirage_env.vchan (needs gcc, libc6-dev, libxen-dev there) or, with --prebuilt-client, compiled here
 against this host's libxen-dev (must be the dom0's version) and uploaded. Only the dom0 is touched
 (over the environment's SSH); the domains this creates are destroyed by name, also on errors.
@@ -38,8 +38,8 @@ sys.path.insert(0, str(ROOT))
 import paramiko
 
 from mirage_env import sshclient, vchan
-from mirage_env.unikernel.build import build
-from mirage_env.unikernel.xlconfig import render_xl_config
+from mirage_env.bundled import build
+from mirage_env.dom0.xlconfig import render_xl_config
 
 REMOTE = "/tmp/mirage-vchan"
 NAME = "vchan-echo"

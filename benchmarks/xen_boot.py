@@ -37,8 +37,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from mirage_env.unikernel.build import build  # noqa: E402
-from mirage_env.unikernel.xlconfig import render_xl_config  # noqa: E402
+from mirage_env.bundled import build  # noqa: E402
+from mirage_env.dom0.xlconfig import render_xl_config  # noqa: E402
 
 UK_NAME = "bench-auth"
 UK_MAC = "00:16:3e:62:65:01"

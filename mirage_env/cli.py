@@ -15,7 +15,7 @@ from pathlib import Path
 
 import click
 
-from . import __version__
+from . import __version__, registry
 
 EXIT_FAILED, EXIT_BAD_INPUT = 1, 2
 
@@ -316,14 +316,14 @@ def unikernel(ctx: click.Context) -> None:
 
 
 @unikernel.command("build")
-@click.option("--app", required=True, type=click.Choice(["hello", "ping", "auth", "www"]))
+@click.option("--app", required=True, type=click.Choice(registry.app_names()))
 @click.option("--target", type=click.Choice(["host", "xen"]), default="host", show_default=True)
 @click.option("--out", type=click.Path(file_okay=False, path_type=Path), default=Path("build"), show_default=True)
 @click.option("--data", type=click.Path(exists=True, file_okay=False, path_type=Path),
               help="App data directory (auth: users/, www: the site).")
 def unikernel_build(app: str, target: str, out: Path, data: Path | None) -> None:
     """Build APP for TARGET with the bundled toolchain."""
-    from .unikernel import build as builder
+    from . import bundled as builder
 
     try:
         path = builder.build(app, target=target, out_dir=out, data_dir=data)
@@ -357,7 +357,7 @@ def _dom0_shell(ctx: click.Context):
 
 
 @unikernel.command("run")
-@click.option("--app", type=click.Choice(["auth", "www", "ping", "echo"]), default="auth", show_default=True)
+@click.option("--app", type=click.Choice(registry.runnable_app_names()), default="auth", show_default=True)
 @click.option("--name", help="Domain name (default mirage-APP); with --count, names are NAME-01, NAME-02, …")
 @click.option("--memory", type=click.IntRange(4, 1024), default=4, show_default=True, help="MiB.")
 @click.option("--count", type=click.IntRange(1, 64), default=1, show_default=True,
@@ -374,7 +374,7 @@ def unikernel_run(ctx: click.Context, app: str, name: str | None, memory: int, c
     from .domus import DomUError, mac_for, name_problem, run_apps
     from .report import Report
     from .settings import lease_seconds
-    from .unikernel.xlconfig import XlConfigError
+    from .dom0.xlconfig import XlConfigError
 
     name = name or f"mirage-{app}"
     names = [name] if count == 1 else [f"{name}-{i:02d}" for i in range(1, count + 1)]

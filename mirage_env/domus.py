@@ -12,7 +12,7 @@ import shlex
 from dataclasses import dataclass
 
 from .probe import LEASE_FILE, Booted, boot_and_wait_for_console, console_log, create_and_wait_for_leases
-from .unikernel.xlconfig import render_xl_config
+from .dom0.xlconfig import render_xl_config
 
 SRC = "/opt/mirage-env/src"
 OUT = "/var/lib/mirage-env/unikernel"
@@ -55,18 +55,17 @@ class DomU:
 
 
 def build(sh, app: str, report) -> str:
-    """Build APP for Xen on the dom0 unless its image is up to date; return the image's path."""
-    code, _ = sh(f"test -f {SRC}/mirage_env/unikernel/build.py")
+    """Build APP for Xen on the dom0 unless make says its image is up to date; return its path."""
+    code, _ = sh(f"test -f {SRC}/unikernel/Makefile")
     if code != 0:
         raise DomUError("the unikernel sources are not on the dom0. Fix: run `mirage-env provision`")
     image = f"{OUT}/{app}.xen"
-    # up to date: built, and no source newer than the image (a rebuild costs minutes on a slow dom0)
-    code, _ = sh(f"test -f {image} && test -z \"$(find {SRC}/mirage_env/unikernel -newer {image} -print -quit)\"")
+    make = f"make -C {SRC}/unikernel APP={shlex.quote(app)} TARGET=xen OUT={OUT} CC=gcc"
+    code, _ = sh(f"sudo {make} -q 2>/dev/null")
     if code == 0:
         return image
     report.step(f"building {app} for Xen on the dom0")
-    code, out = sh(f"cd {SRC} && sudo env CC=gcc python3 -m mirage_env.unikernel.build --app {shlex.quote(app)} "
-                   f"--target xen --out {OUT}", timeout=1200)
+    code, out = sh(f"sudo {make} -s", timeout=1200)
     if code != 0:
         raise DomUError(f"building {app} failed on the dom0:\n{out[-1500:]}")
     return image

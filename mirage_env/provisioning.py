@@ -17,10 +17,11 @@ import yaml
 
 from . import playbook_guard
 from .sshclient import SshTarget
-from .state import StateDir, project_root
+from .paths import ANSIBLE_CFG, PLAYBOOKS_DIR, ROLES_DIR
+from .state import StateDir
 
-PLAYBOOKS = project_root() / "playbooks"
-ROLES = project_root() / "roles"
+PLAYBOOKS = PLAYBOOKS_DIR
+ROLES = ROLES_DIR
 
 
 @dataclass
@@ -170,7 +171,7 @@ def _run(ansible_runner, private: Path, guard: Path, playbook_command: list[str]
         inventory=str(inventory),
         extravars=extravars,
         envvars={
-            "ANSIBLE_CONFIG": str(project_root() / "ansible.cfg"),
+            "ANSIBLE_CONFIG": str(ANSIBLE_CFG),
             "ANSIBLE_ROLES_PATH": str(ROLES),
             "ANSIBLE_FORCE_COLOR": "0",
             "ANSIBLE_NOCOLOR": "1",

@@ -11,9 +11,9 @@ import io
 import tarfile
 from pathlib import Path
 
+from .paths import UNIKERNEL_DIR
 from .state import StateDir
 
-UNIKERNEL_DIR = Path(__file__).resolve().parent / "unikernel"
 SKIP_DIRS = {"__pycache__", "out", "build"}
 SKIP_SUFFIXES = (".o", ".pyc", ".xen", ".dbg", ".host", ".a")
 

@@ -17,10 +17,6 @@ class Busy(Exception):
     """Another mirage-env command holds this environment."""
 
 
-def project_root() -> Path:
-    return Path(__file__).resolve().parent.parent
-
-
 @dataclass(frozen=True)
 class StateDir:
     root: Path  # .mirage-env/<environment name>

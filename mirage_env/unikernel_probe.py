@@ -5,9 +5,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from .unikernel import appdata
+from .paths import UNIKERNEL_DIR
 
-BUNDLED_USERS = Path(appdata.__file__).resolve().parent / "data" / "auth" / "users"
+BUNDLED_USERS = UNIKERNEL_DIR / "data" / "auth" / "users"
 
 
 def demo_user(users_dir: Path = BUNDLED_USERS) -> tuple[str, str]:

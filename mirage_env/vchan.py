@@ -1,6 +1,6 @@
 """Talk to the bundled ``echo`` unikernel over vchan from the dom0, through Xen's real libxenvchan.
 
-The dom0 side is a small C helper, ``mirage_env/unikernel/tools/vchan_client.c``, compiled on the
+The dom0 side is a small C helper, ``unikernel/tools/vchan_client.c``, compiled on the
 dom0 against Debian's ``libxen-dev`` (``-lxenvchan -lxenctrl``) the first time it is needed and
 kept under ``REMOTE_DIR`` with the source's hash in its name (a changed source is rebuilt). The
 helper runs as root (it maps grants and binds event channels).
@@ -24,9 +24,10 @@ import re
 import shlex
 from pathlib import Path
 
+from .paths import UNIKERNEL_DIR
 from . import sshclient
 
-CLIENT_SRC = Path(__file__).resolve().parent / "unikernel" / "tools" / "vchan_client.c"
+CLIENT_SRC = UNIKERNEL_DIR / "tools" / "vchan_client.c"
 REMOTE_DIR = "/var/lib/mirage-env/tools"
 DEFAULT_SUBPATH = "data/vchan"
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")

@@ -20,7 +20,8 @@ from pathlib import Path
 
 from ..settings import Settings, SettingsError, load_settings
 from ..sshclient import SshTarget, connect, run
-from ..state import StateDir, project_root
+from ..paths import PLAYBOOKS_DIR, VAGRANTFILE_DIR
+from ..state import StateDir
 from .base import Host, Provider, ProviderError
 
 VAGRANT_JSON_ENV = "MIRAGE_ENV_VAGRANT_JSON"
@@ -89,7 +90,7 @@ def vagrant_config(settings: Settings, state: StateDir, backend: str | None = No
         "cpus": vag.cpus,
         "hostonly": {"subnet": str(net.subnet), "netmask": net.netmask, "host_address": str(net.host_address),
                      "dom0_address": str(net.dom0_address)},
-        "playbook": str(project_root() / "playbooks" / "site.yml"),
+        "playbook": str(PLAYBOOKS_DIR / "site.yml"),
         "extra_vars": extra_vars,
     }
     if backend in (None, "virtualbox"):
@@ -120,7 +121,7 @@ class VagrantProvider(Provider):
     def _vagrant(self):
         import vagrant
 
-        return vagrant.Vagrant(root=str(project_root()), env=self._env(),
+        return vagrant.Vagrant(root=str(VAGRANTFILE_DIR), env=self._env(),
                                out_cm=vagrant.make_file_cm(str(self.log)),
                                err_cm=vagrant.make_file_cm(str(self.log)))
 

@@ -12,11 +12,11 @@ from pathlib import Path
 
 import pytest
 
-from mirage_env.unikernel.build import build
+from mirage_env.bundled import build
 from tests.support import require as need
 
 HERE = Path(__file__).resolve().parent
-UNIKERNEL = HERE.parents[1] / "mirage_env" / "unikernel"
+UNIKERNEL = HERE.parents[1] / "unikernel"
 CORE = UNIKERNEL / "core"
 LOWER = ["rt", "netif", "eth", "arp", "ipv4", "icmp", "udp", "dhcp"]
 FREESTANDING_HEADERS = {"stdint.h", "stddef.h", "stdbool.h", "stdarg.h"}
@@ -102,7 +102,7 @@ def test_host_platform_rejects_bad_arguments(clang, tmp_path):
 
 
 def test_build_driver_errors(tmp_path):
-    from mirage_env.unikernel.build import BuildError, main
+    from mirage_env.bundled import BuildError, main
     with pytest.raises(BuildError, match="unknown app"):
         build("nope", "host", tmp_path)
     with pytest.raises(BuildError, match="unknown target"):

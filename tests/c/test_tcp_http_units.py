@@ -1,5 +1,5 @@
 """C unit tests of TCP, HTTP, SHA-256/HMAC/PBKDF2 and the kv store, plus the
-app data generator (appdata.py) checked from both Python and C.
+app data generator (tools/pack_data.py) checked from both Python and C.
 
 The C tests live in tcp_http_units.c (one process per test, ASan + UBSan);
 the IP layer there is a harness that records the segments TCP sends.
@@ -17,11 +17,11 @@ from pathlib import Path
 
 import pytest
 
-from mirage_env.unikernel import appdata
+from mirage_env.bundled import pack_data as appdata
 
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent.parent
-CORE = ROOT / "mirage_env" / "unikernel" / "core"
+CORE = ROOT / "unikernel" / "core"
 UNITS_C = HERE / "tcp_http_units.c"
 KV_CHECK_C = HERE / "kv_check.c"
 SAN = ["-fsanitize=address,undefined", "-fno-sanitize-recover=undefined", "-fno-omit-frame-pointer"]
@@ -101,7 +101,7 @@ def test_pbkdf2_matches_hashlib(units, plen, slen, it, dklen):
     assert out == hashlib.pbkdf2_hmac("sha256", p, s, it, dklen).hex()
 
 
-# ---- appdata.py: what the build bakes in ---------------------------------------
+# ---- tools/pack_data.py: what the build bakes in ---------------------------------------
 
 
 def make_users(d: Path, users: dict[str, bytes]) -> Path:

@@ -1,4 +1,4 @@
-"""The vchan server's ring engine (mirage_env/unikernel/xen/vchan_ring.c, the code the Xen kernel
+"""The vchan server's ring engine (unikernel/xen/vchan_ring.c, the code the Xen kernel
 runs) against a simulated libxenvchan client sharing the same control page and ring pages
 (tests/c/vchan_ring.c): the struct layout checked against Xen's own xen/io/libxenvchan.h at compile
 time, in-page and multi-page rings on scattered pages, index wrap-around past 2^32, full rings, a
@@ -17,11 +17,11 @@ from pathlib import Path
 
 import pytest
 
-from mirage_env.unikernel.build import BuildError, build
+from mirage_env.bundled import BuildError, build
 from tests.support import require
 
 HERE = Path(__file__).resolve().parent
-UNIKERNEL = HERE.parents[1] / "mirage_env" / "unikernel"
+UNIKERNEL = HERE.parents[1] / "unikernel"
 XEN = UNIKERNEL / "xen"
 CFLAGS = ["-std=gnu11", "-g", "-O1", "-Wall", "-Wextra", "-Werror"]
 SAN = ["-fsanitize=address,undefined", "-fno-sanitize-recover=undefined", "-fno-omit-frame-pointer"]

@@ -1,4 +1,4 @@
-"""netfront's ring engine (mirage_env/unikernel/xen/netfront_ring.c, the code the Xen kernel runs)
+"""netfront's ring engine (unikernel/xen/netfront_ring.c, the code the Xen kernel runs)
 against a simulated netback sharing the same ring and buffer pages (tests/c/xen_rings.c): full
 rings, index wrap-around near 2^32, batched responses, a backend slower than the frontend,
 notification suppression counted in both directions, a hostile backend. ASan/UBSan on.
@@ -17,11 +17,11 @@ from pathlib import Path
 
 import pytest
 
-from mirage_env.unikernel.build import build
+from mirage_env.bundled import build
 from tests.support import require as need
 
 HERE = Path(__file__).resolve().parent
-UNIKERNEL = HERE.parents[1] / "mirage_env" / "unikernel"
+UNIKERNEL = HERE.parents[1] / "unikernel"
 XEN = UNIKERNEL / "xen"
 CFLAGS = ["-std=gnu11", "-g", "-O1", "-Wall", "-Wextra", "-Werror"]
 SAN = ["-fsanitize=address,undefined", "-fno-sanitize-recover=undefined", "-fno-omit-frame-pointer"]

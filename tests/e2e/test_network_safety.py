@@ -29,7 +29,7 @@ from pathlib import Path
 import pytest
 from rich.console import Console
 
-from mirage_env.state import project_root
+from mirage_env.paths import project_root
 from tests.support import require_root_and_tools
 
 pytestmark = pytest.mark.e2e

@@ -23,7 +23,7 @@ import pytest
 
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent.parent
-CORE = ROOT / "mirage_env" / "unikernel" / "core"
+CORE = ROOT / "unikernel" / "core"
 PLAT_TEST = ROOT / "tests" / "c" / "plat_test.c"
 STACK = ["rt", "netif", "eth", "arp", "ipv4", "icmp", "udp", "dhcp", "tcp", "http", "kv", "sha256", "pbkdf2"]
 FUZZERS = ["net", "tcp", "http", "dhcp"]

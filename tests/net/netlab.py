@@ -34,7 +34,7 @@ from pathlib import Path
 
 import pytest
 
-from mirage_env.unikernel.build import build as build_unikernel
+from mirage_env.bundled import build as build_unikernel
 
 CI = os.environ.get("CI") == "true"
 PREFIX = "mevt-"

@@ -23,7 +23,7 @@ import pytest
 from netlab import need_tool
 
 HERE = Path(__file__).resolve().parent
-USERS = Path(__file__).resolve().parents[2] / "mirage_env" / "unikernel" / "data" / "auth" / "users"
+USERS = Path(__file__).resolve().parents[2] / "unikernel" / "data" / "auth" / "users"
 PASSWORDS = {u.name: u.read_text().rstrip("\n") for u in USERS.iterdir()}
 GOOD = f"user=mirage&password={PASSWORDS['mirage']}"
 RAW_MAC, RAW_IP = "02:6d:65:76:74:01", "192.168.56.250"

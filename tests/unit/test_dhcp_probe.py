@@ -13,7 +13,7 @@ import time
 
 import pytest
 
-from mirage_env.state import project_root
+from mirage_env.paths import project_root
 from tests.support import require_root_and_tools
 
 PROBE = project_root() / "roles/dnsmasq/files/dhcp_probe.py"

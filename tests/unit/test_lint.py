@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from mirage_env.state import project_root
+from mirage_env.paths import project_root
 from tests.support import require
 
 ROOT = project_root()

@@ -11,7 +11,7 @@ import time
 
 import pytest
 
-from mirage_env.state import project_root
+from mirage_env.paths import project_root
 
 # A command whose child outlives it unless its whole process group is ended: the shell prints the
 # PID of a background sleep and waits; the test interrupts the Python process running it.

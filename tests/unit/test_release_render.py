@@ -16,7 +16,7 @@ import jinja2.meta
 import pytest
 import yaml
 
-from mirage_env.state import project_root
+from mirage_env.paths import project_root
 
 ROLE = project_root() / "roles/xen_dom0"
 # What the releases ship (packages.debian.org / packages.ubuntu.com): release → Xen version

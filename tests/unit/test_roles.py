@@ -7,7 +7,7 @@ import pytest
 import yaml
 
 from mirage_env.settings import Settings, load_settings
-from mirage_env.state import project_root
+from mirage_env.paths import project_root
 
 ROLES = project_root() / "roles"
 

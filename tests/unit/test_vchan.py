@@ -47,7 +47,7 @@ def test_bench_size_is_bounded():
 
 
 def test_xl_config_carries_kernel_command_line_words():
-    from mirage_env.unikernel.xlconfig import XlConfigError, render_xl_config
+    from mirage_env.dom0.xlconfig import XlConfigError, render_xl_config
 
     cfg = render_xl_config("vchan-echo", "/tmp/echo.xen", 4, cmdline=["echo=tcp", "vchan_order=16"])
     assert 'extra = "echo=tcp vchan_order=16"' in cfg

@@ -9,7 +9,7 @@ import subprocess
 
 import pytest
 
-from mirage_env.unikernel.xlconfig import XlConfigError, render_xl_config
+from mirage_env.dom0.xlconfig import XlConfigError, render_xl_config
 
 
 def parse(text: str) -> dict[str, str]:

@@ -1,28 +1,42 @@
-"""Build one app of the bundled unikernel.
+"""Build one app of the bundled unikernel (``unikernel/``) on this machine.
 
-    python -m mirage_env.unikernel.build --app auth --target host --out DIR [--data DIR]
+    python -m mirage_env.bundled --app auth --target host --out DIR [--data DIR]
 
-``build()`` generates the app's key/value data file (``appdata.generate``)
-and runs ``make`` in this directory; it returns the path of the built
-image: ``DIR/<app>.host`` (a process on a TAP) or ``DIR/<app>.xen`` (a
-stripped Xen PV kernel; ``<app>.xen.dbg`` keeps the symbols).
+``build()`` runs the unikernel's own Makefile (the one build path: it packs the app's data with
+``tools/pack_data.py`` and decides what is up to date); it returns the path of the built image:
+``DIR/<app>.host`` (a process on a TAP) or ``DIR/<app>.xen`` (a stripped Xen kernel;
+``<app>.xen.dbg`` keeps the symbols).
 """
 
 from __future__ import annotations
 
 import argparse
+import importlib.util
 import os
 import shutil
 import subprocess
 import sys
 from pathlib import Path
 
-from . import appdata
+from . import registry
+from .paths import UNIKERNEL_DIR
 
-SRC_DIR = Path(__file__).resolve().parent
-APPS = ("hello", "ping", "auth", "www", "echo")
-XEN_ONLY_APPS = ("echo",)  # vchan to dom0: no host build
+SRC_DIR = UNIKERNEL_DIR
+APPS = registry.app_names()
+XEN_ONLY_APPS = tuple(a.name for a in registry.apps().values() if a.xen_only)
 TARGETS = ("host", "xen")  # host: a process on a TAP; xen: a PV kernel
+
+
+def _load_pack_data():
+    """unikernel/tools/pack_data.py is a standalone script (the Makefile runs it on any build
+    machine); Python callers (the probe's demo users, tests, benchmarks) use it as a module."""
+    spec = importlib.util.spec_from_file_location("mirage_env_pack_data", SRC_DIR / "tools" / "pack_data.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+pack_data = _load_pack_data()
 
 
 class BuildError(RuntimeError):
@@ -59,13 +73,13 @@ def build(
 
     out = Path(out_dir).resolve()
     out.mkdir(parents=True, exist_ok=True)
-    gen = out / f"appdata-{app}.c"
-    try:
-        appdata.generate(app, Path(data_dir) if data_dir is not None else None, gen)
-    except appdata.AppDataError as e:
-        raise BuildError(f"app data for {app}: {e}") from None
-
-    cmd = [make, "-C", str(SRC_DIR), f"APP={app}", f"TARGET={target}", f"OUT={out}", f"APPDATA={gen}", f"CC={cc}"]
+    cmd = [make, "-C", str(SRC_DIR), f"APP={app}", f"TARGET={target}", f"OUT={out}", f"CC={cc}",
+           f"PYTHON={sys.executable}"]
+    if data_dir is not None:
+        data = Path(data_dir).resolve()
+        if not data.is_dir():
+            raise BuildError(f"--data {data_dir}: not a directory; give the app's data directory")
+        cmd.append(f"DATA={data}")
     if sanitize:
         cmd.append("SAN=1")
     if opt:
@@ -74,6 +88,9 @@ def build(
         cmd.append(f"OPT={opt}")
     res = subprocess.run(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     if res.returncode != 0:
+        packer = [line for line in res.stdout.splitlines() if line.startswith("pack_data: ")]
+        if packer:  # bad app data: the packer's own message names the file and the fix
+            raise BuildError(f"app data for {app}: {packer[-1].removeprefix('pack_data: ')}")
         raise BuildError(f"make failed for {app} ({target}):\n{res.stdout}")
     if not quiet:
         sys.stdout.write(res.stdout)
