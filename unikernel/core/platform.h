@@ -1,7 +1,7 @@
 /*
  * platform.h - what a platform (host TAP process, Xen PV domain) gives the
  * core. Everything here is implemented once per platform: host/plat_host.c
- * now, xen/ later. One network interface, frames are whole Ethernet
+ * and xen/. One network interface, frames are whole Ethernet
  * frames without FCS.
  */
 #ifndef PLATFORM_H
@@ -43,6 +43,15 @@ struct plat_netcfg {
 	uint32_t gw;   /* static default gateway, 0 for none */
 };
 void plat_netcfg(struct plat_netcfg *cfg);
+
+/* The first block device, read-only (Xen: blkfront on the domain's first
+ * disk, e.g. xvdb; host: the image file given with --disk FILE).
+ * plat_block_info returns 0 and fills the geometry when a disk is
+ * attached, -1 when there is none. plat_block_read reads count sectors
+ * of *sector_size bytes from sector into buf; 0 on success, -1 on an error
+ * or a range past the end. Only apps that use a disk call these. */
+int plat_block_info(uint64_t *sectors, uint32_t *sector_size);
+int plat_block_read(uint64_t sector, void *buf, size_t count);
 
 /* Leave the unikernel with an exit status. */
 void plat_exit(int code) __attribute__((noreturn));
