@@ -24,6 +24,7 @@ import socket
 import subprocess
 import sys
 import threading
+import time
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -92,6 +93,12 @@ def start(listener: socket.socket, ip: str, guest_port: int, log: Path, namespac
         proc = subprocess.Popen(cmd, pass_fds=(fd,), stdin=subprocess.DEVNULL, stdout=out, stderr=out,
                                 start_new_session=True, env=env)
     listener.close()  # the forwarder holds it now
+    # `ip netns exec` enters the namespace, then execs Python in the same process
+    deadline = time.monotonic() + 10
+    while not is_forwarder(proc.pid):
+        if proc.poll() is not None or time.monotonic() > deadline:
+            raise PublishError(f"the forwarder for port {guest_port} did not start; see {log}")
+        time.sleep(0.02)
     return proc.pid
 
 
