@@ -379,7 +379,7 @@ def unikernel_run(ctx: click.Context, app: str, name: str | None, memory: int, c
     name = name or f"mirage-{app}"
     names = [name] if count == 1 else [f"{name}-{i:02d}" for i in range(1, count + 1)]
     if problem := name_problem(names[-1]):
-        _fail(f"--name: {problem}", EXIT_BAD_INPUT)
+        _fail(f"--name: {problem}. Fix: e.g. --name my-auth", EXIT_BAD_INPUT)
     env, sh = _dom0_shell(ctx)
     report = Report("unikernel run")
     t0 = time.monotonic()
@@ -469,7 +469,8 @@ def unikernel_stop(ctx: click.Context, names: tuple[str, ...]) -> None:
 
     for name in names:
         if problem := name_problem(name):
-            _fail(problem, EXIT_BAD_INPUT)
+            _fail(f"{problem}. Fix: e.g. --name my-auth when running it; `mirage-env unikernel list` "
+                  "shows the running names", EXIT_BAD_INPUT)
     env, sh = _dom0_shell(ctx)
     done, errors = stop(sh, list(names), env.settings.network.bridge)
     for line in done:

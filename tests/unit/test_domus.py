@@ -22,7 +22,7 @@ def test_sections_are_read_and_stderr_after_them_is_ignored():
     assert seen.macs == {"e2e-load-01": ["00:16:3e:12:34:56"], "gone": []}
     assert seen.failures == {"gone": "destroy failed (rc=-21) libxl: error: libxl_domain.c:1290:"
                                      "libxl_domain_destroy: non-existant domain 42"}
-    assert [l[2] for l in seen.leases] == ["192.168.56.151", "192.168.56.152"]
+    assert [l.ip for l in seen.leases] == ["192.168.56.151", "192.168.56.152"]
     assert seen.has_release is False  # the sudo warning after the leases is not "dhcp_release exists"
 
 
