@@ -345,6 +345,7 @@ def _dom0_client(ctx: click.Context):
     except OSError as exc:
         _fail(f"cannot reach the dom0 over SSH ({exc}). Fix: `mirage-env up`")
     ctx.call_on_close(client.close)
+    ctx.meta["dom0_client"] = client
     return env, client
 
 
@@ -357,20 +358,115 @@ def _dom0_shell(ctx: click.Context):
 
 
 @unikernel.command("run")
-@click.option("--app", type=click.Choice(registry.runnable_app_names()), default="auth", show_default=True)
-@click.option("--name", help="Domain name (default mirage-APP); with --count, names are NAME-01, NAME-02, …")
-@click.option("--memory", type=click.IntRange(4, 1024), default=4, show_default=True, help="MiB.")
+@click.option("--kernel", type=click.Path(dir_okay=False, path_type=Path),
+              help="Your own Xen kernel (ELF with Xen PV or PVH notes), e.g. dist/NAME.xen of a MirageOS 4 build.")
+@click.option("--app", type=click.Choice(registry.runnable_app_names()),
+              help="A bundled app, built on this machine (default: auth, when no --kernel).")
+@click.option("--type", "guest_type", type=click.Choice(["pv", "pvh"]),
+              help="Boot as PV or PVH (default: from the kernel's ELF notes; PVH where the dom0 has hap).")
+@click.option("--name", help="Domain name (default mirage-APP or the kernel file's stem); with --count, "
+                             "names are NAME-01, NAME-02, …")
+@click.option("--memory", type=click.IntRange(4, 4096), default=None,
+              help="MiB (default: 4 for the bundled apps, 16 for a PV kernel, 32 for a PVH kernel).")
+@click.option("--cmdline", default="", help="Extra kernel command line (xl `extra`), e.g. '--ipv4-only=true'.")
+@click.option("--disk", "disks", multiple=True, metavar="PATH[:rw]",
+              help="Attach a file, or a directory packed into an image, as xvdb, xvdc, … (read-only unless :rw). Repeatable.")
+@click.option("--disk-format", type=click.Choice(["fat", "tar"]), default="fat", show_default=True,
+              help="Image format for --disk directories.")
+@click.option("--publish", "-p", multiple=True, metavar="HOSTPORT:GUESTPORT",
+              help="Forward 127.0.0.1:HOSTPORT here to the unikernel's GUESTPORT while it runs. Repeatable.")
 @click.option("--count", type=click.IntRange(1, 64), default=1, show_default=True,
-              help="Boot this many at once (one build, one MAC and lease each).")
+              help="Boot this many of a bundled app at once (one build, one MAC and lease each).")
 @click.option("--autostart", is_flag=True, help="Also boot it with the dom0 (xendomains, /etc/xen/auto).")
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
 @click.pass_context
-def unikernel_run(ctx: click.Context, app: str, name: str | None, memory: int, count: int,
-                  autostart: bool, as_json: bool) -> None:
-    """Build APP on the dom0, boot it on the bridge and wait for its DHCP lease."""
+def unikernel_run(ctx: click.Context, kernel: Path | None, app: str | None, guest_type: str | None,
+                  name: str | None, memory: int | None, cmdline: str, disks: tuple[str, ...], disk_format: str,
+                  publish: tuple[str, ...], count: int, autostart: bool, as_json: bool) -> None:
+    """Boot a unikernel on the bridge and wait for its DHCP lease: your own --kernel, or a bundled
+    --app (built here, copied to the dom0 by content)."""
+    if kernel is None and app is None:
+        app = "auth"
+    if count > 1 or app in _console_apps():
+        if kernel is not None or disks or publish or guest_type:
+            _fail("--count and the console-only apps boot bundled apps as they are: no --kernel, --disk, "
+                  "--publish or --type with them", EXIT_BAD_INPUT)
+        _run_many(ctx, app, name, memory or 4, count, autostart, as_json)
+        return
+    _run_one(ctx, kernel, app, guest_type, name, memory, cmdline, disks, disk_format, publish, autostart, as_json)
+
+
+def _console_apps() -> set[str]:
+    from .domus import CONSOLE_READY
+
+    return set(CONSOLE_READY)
+
+
+def _run_one(ctx, kernel, app, guest_type, name, memory, cmdline, disks, disk_format, publish, autostart,
+             as_json) -> None:
+    """One unikernel, any kernel: checked, copied by content, booted, published."""
+    from . import launch
+    from .dom0.xlconfig import XlConfigError
+    from .disks import DiskError
+    from .domus import DomUError
+    from .forward import PublishError
+    from .kernels import KernelError
+    from .report import Report
+    from .settings import lease_seconds
+
+    name = name or (f"mirage-{app}" if app else kernel.stem.replace("_", "-")[:60])
+    req = launch.Request(name, kernel, app, guest_type, memory, cmdline, disks, disk_format, publish, autostart)
+    env = _open_env(ctx)
+    report = Report("unikernel run")
+    try:
+        # local checks first: a bad kernel, disk or port is refused before the dom0 is touched
+        with report.stage(f"check {name}"):
+            checked = launch.check_locally(req, env.state, env.state.path("build"), report)
+        _, sh = _dom0_shell(ctx)
+        with report.stage(f"run {name}"):
+            result = launch.run(env, ctx.meta["dom0_client"], sh, checked, report,
+                                lease_seconds(env.settings.network.lease_time) or 3600)
+    except (KernelError, DiskError, PublishError, XlConfigError, launch.BadInput) as exc:
+        _fail(str(exc), EXIT_BAD_INPUT)
+    except DomUError as exc:
+        _fail(str(exc))
+    if as_json:
+        click.echo(json.dumps({"domus": [result], "total_s": result["total_s"],
+                               "create_to_lease_median_s": result["create_to_lease_s"],
+                               "create_to_lease_worst_s": result["create_to_lease_s"]}, indent=2))
+    if result["error"]:
+        click.secho(f"error: {result['error']}", fg="red", err=True)
+        sys.exit(EXIT_FAILED)
+    if as_json:
+        return
+    ns = env.provider.status().get("host_only_namespace")
+    click.echo(f"{name} is up at {result['ip']} (xl create → lease {result['create_to_lease_s']}s; "
+               f"{result['total_s']}s in all)")
+    copied = "copied to the dom0" if result["copied"] else "already on the dom0, nothing copied"
+    click.echo(f"  kernel: {result['kernel']} ({result['type'].upper()}, {result['memory_mb']} MiB, "
+               f"sha256 {result['sha256'][:12]}…, {copied})")
+    for disk in result["disks"]:
+        click.echo(f"  disk {disk['vdev']}: {disk['source']} ({'rw' if disk['rw'] else 'ro'}"
+                   f"{', image rebuilt' if disk['rebuilt'] else ''})")
+    for p in result["publish"]:
+        click.echo(f"  published: http://127.0.0.1:{p['host_port']}/ → {result['ip']}:{p['guest_port']} "
+                   f"(forwarder pid {p['pid']})")
+    if result["dns_name"]:
+        where = f"ip netns exec {ns} " if ns else ""
+        click.echo(f"  by name: {result['dns_name']} (DNS on the dom0 bridge {result['dns_server']}), "
+                   f"e.g. {where}curl http://{result['dns_name']}/")
+    port = {"auth": ":8088/login?user=alice&password=wonderland", "www": "/"}.get(app or "")
+    if ns and port:
+        click.echo(f"try: ip netns exec {ns} curl 'http://{result['ip']}{port}'")
+    click.echo(f"console: mirage-env unikernel logs {name} [--follow]; stop: mirage-env unikernel stop {name}")
+
+
+def _run_many(ctx, app: str, name: str | None, memory: int, count: int, autostart: bool, as_json: bool) -> None:
+    """COUNT of a bundled app (or a console-only app): built here once, copied by content."""
     import statistics
     import time
 
+    from . import bundled, launch
     from .domus import DomUError, mac_for, name_problem, run_apps
     from .report import Report
     from .settings import lease_seconds
@@ -379,16 +475,19 @@ def unikernel_run(ctx: click.Context, app: str, name: str | None, memory: int, c
     name = name or f"mirage-{app}"
     names = [name] if count == 1 else [f"{name}-{i:02d}" for i in range(1, count + 1)]
     if problem := name_problem(names[-1]):
-        _fail(f"--name: {problem}. Fix: e.g. --name my-auth", EXIT_BAD_INPUT)
+        _fail(f"--name: {problem}", EXIT_BAD_INPUT)
     env, sh = _dom0_shell(ctx)
     report = Report("unikernel run")
     t0 = time.monotonic()
     try:
         with report.stage(f"run {name}" if count == 1 else f"run {count} × {app}"):
+            report.step(f"building {app} for Xen on this machine")
+            image = launch.upload_image(ctx.meta["dom0_client"], sh,
+                                        bundled.build(app, "xen", env.state.path("build")), report)
             booted = run_apps(sh, app, names, memory, env.settings.network.bridge,
                               lease_seconds(env.settings.network.lease_time) or 3600, report,
-                              autostart=autostart)
-    except (DomUError, XlConfigError) as exc:
+                              autostart=autostart, image=image)
+    except (DomUError, XlConfigError, bundled.BuildError) as exc:
         _fail(str(exc))
     total_s = round(time.monotonic() - t0, 1)
     failed = {n: b for n, b in booted.items() if b.error}

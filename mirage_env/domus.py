@@ -66,10 +66,10 @@ def write_config(sh, name: str, image: str, memory_mb: int, bridge: str, autosta
 
 
 def run_apps(sh, app: str, names: list[str], memory_mb: int, bridge: str, lease_s: int, report,
-             autostart: bool = False, timeout: float = 120) -> dict[str, Booted]:
-    """Build APP once, write one xl config per name (each its own MAC), boot them all and wait
-    for every lease (or, for a console app, its ready line)."""
-    image = build(sh, app, report)
+             autostart: bool = False, timeout: float = 120, image: str | None = None) -> dict[str, Booted]:
+    """Write one xl config per name (each its own MAC) for IMAGE (APP's image on the dom0; None:
+    build it there), boot them all and wait for every lease (or, for a console app, its ready line)."""
+    image = image or build(sh, app, report)
     configs = [(name, write_config(sh, name, image, memory_mb, bridge, autostart)) for name in names]
     if app in CONSOLE_READY:
         return {name: boot_and_wait_for_console(sh, name, path, CONSOLE_READY[app], timeout, report)

@@ -23,16 +23,23 @@ from pathlib import Path
 from . import disks as diskmod
 from . import forward, kernels
 from .dom0.xlconfig import MIN_PVH_MEMORY_MB, render_xl_config
-from .domus import XL_DIR, DomUError, mac_for
-from .probe import (LEASE_FILE, _create, console_log, exhausted_message, fresh_lease, lease_expiry,
-                    leased_in_range, parse_dhcp_range, refused_macs)
+from .dom0 import xl
+from .dom0.dnsmasq import (exhausted_message, fresh_lease, lease_expiry, leased_in_range, parse_dhcp_range,
+                           refused_macs)
+from .dom0.paths import AUTO_DIR, LEASE_FILE, autostart_link, console_log, xl_config
+from .domus import DomUError, mac_for
 
 KERNELS = "/var/lib/mirage-env/kernels"
 DISKS = "/var/lib/mirage-env/disks"
 DNSMASQ_CONF = "/etc/dnsmasq.d/mirage-env.conf"
+DNSMASQ_CONFS = "/etc/dnsmasq.d/*.conf /etc/dnsmasq.conf"
 DEFAULT_MEMORY = {"pv": 16, "pvh": MIN_PVH_MEMORY_MB}
 # a DNS label: what dnsmasq accepts as a DHCP host name
 HOSTNAME_RE = re.compile(r"^[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?$")
+
+
+class BadInput(DomUError):
+    """A value of the command that cannot work here (exit 2); nothing was changed."""
 
 
 @dataclass
@@ -103,12 +110,12 @@ class Plan:
 
 def check_memory(memory_mb: int, guest_type: str, free_mb: int | None, name: str) -> None:
     if guest_type == "pvh" and memory_mb < MIN_PVH_MEMORY_MB:
-        raise DomUError(f"--memory {memory_mb}: a PVH guest needs >= {MIN_PVH_MEMORY_MB} MiB (libxl adds ACPI "
+        raise BadInput(f"--memory {memory_mb}: a PVH guest needs >= {MIN_PVH_MEMORY_MB} MiB (libxl adds ACPI "
                         f"tables past its RAM; 16 failed in the domain builder). Fix: --memory {MIN_PVH_MEMORY_MB}")
     # PVH: a few pages more than `memory` for those tables
     need = memory_mb + (1 if guest_type == "pvh" else 0)
     if free_mb is not None and need > free_mb:
-        raise DomUError(f"--memory {memory_mb}: the dom0 can give {free_mb} MiB now (xl info free_memory), "
+        raise BadInput(f"--memory {memory_mb}: the dom0 can give {free_mb} MiB now (xl info free_memory), "
                         f"{name} needs {need}. Fix: a smaller --memory, or stop unikernels you no longer "
                         "need (`mirage-env unikernel list` / `stop NAME`)")
 
@@ -159,12 +166,14 @@ def register_name(sh, facts: Dom0Facts, name: str, mac: str) -> str | None:
     return f"{name}.{facts.domain}"
 
 
-def write_config(sh, plan: Plan, bridge: str) -> str:
+def write_config(sh, plan: Plan, bridge: str, autostart: bool = False) -> str:
+    """/etc/xen/NAME.cfg; with `autostart` also linked into /etc/xen/auto (xendomains)."""
     config = render_xl_config(plan.name, plan.kernel_remote, plan.memory_mb, bridge=bridge, mac=plan.mac,
                               guest_type=plan.guest_type, disks=plan.disk_remote,
                               extra_cmdline=plan.cmdline, on_crash="preserve")
-    path = f"{XL_DIR}/{plan.name}.cfg"
-    code, out = sh(f"printf %s {shlex.quote(config)} | sudo tee {path} >/dev/null && sudo rm -f /etc/xen/auto/{plan.name}.cfg")
+    path, link = xl_config(plan.name), autostart_link(plan.name)
+    tail = f"sudo mkdir -p {AUTO_DIR} && sudo ln -sfn {path} {link}" if autostart else f"sudo rm -f {link}"
+    code, out = sh(f"printf %s {shlex.quote(config)} | sudo tee {path} >/dev/null && {tail}")
     if code != 0:
         raise DomUError(f"could not write {path}: {out}")
     return path
@@ -184,7 +193,7 @@ def _why_no_lease(sh, name: str, mac: str, since: int, state: str, console: str)
                 f"echo @@journal; sudo journalctl -u dnsmasq --since @{since} -o cat --no-pager 2>/dev/null "
                 f"| grep -i {shlex.quote(mac)}; "
                 f"echo @@vif; sudo xl network-list {shlex.quote(name)} 2>/dev/null | tail -n +2; "
-                f"echo @@conf; sudo cat /etc/dnsmasq.d/*.conf 2>/dev/null; echo @@leases; cat {LEASE_FILE} 2>/dev/null")
+                f"echo @@conf; sudo cat {DNSMASQ_CONFS} 2>/dev/null; echo @@leases; cat {LEASE_FILE} 2>/dev/null")
     s = _sections(out)
     tail = "\n".join(console.strip().splitlines()[-15:]) or "(the console is empty)"
     domid_lines = [l for l in s.get("dmesg", []) if re.search(r"\bd\d+v?\d*\b", l)][-10:]
@@ -214,12 +223,16 @@ def _why_no_lease(sh, name: str, mac: str, since: int, state: str, console: str)
             + "\n".join(journal[-8:]) + f"\nits console:\n{tail}")
 
 
-def boot(sh, plan: Plan, config: str, lease_s: int, timeout: float, report) -> Outcome:
-    """xl create, then poll: a fresh lease for the MAC → up; a crashed or vanished domain → fail
-    at once with the evidence; the timeout → the evidence of why."""
-    started, t0, create_s, error = _create(sh, plan.name, config, report)
+def boot(sh, plan: Plan, config: str, lease_s: int, timeout: float, report,
+         ip_on_console: bool = False) -> Outcome:
+    """xl create, then poll: a fresh lease for the MAC → up; a crashed or vanished domain, or
+    dnsmasq saying it has no address for the MAC → fail at once with the evidence; the timeout →
+    the evidence of why."""
+    _, conf = sh(f"sudo cat {DNSMASQ_CONFS} 2>/dev/null")
+    dhcp = parse_dhcp_range(conf)
+    started, t0, create_s, error = xl.create(sh, plan.name, config, report)
     if error:
-        if "hap" in error.lower() or "neither hap nor shadow" in error.lower():
+        if "neither hap nor shadow" in error.lower():  # never show the raw libxl error for this
             error = kernels.pvh_refusal(plan.kernel_label, set())
         return Outcome(None, create_s, None, error)
     deadline = time.monotonic() + timeout
@@ -227,16 +240,23 @@ def boot(sh, plan: Plan, config: str, lease_s: int, timeout: float, report) -> O
     q = shlex.quote(plan.name)
     while time.monotonic() < deadline:
         _, out = sh(f"echo @@leases; cat {LEASE_FILE} 2>/dev/null; echo @@state; sudo xl list {q} 2>/dev/null "
-                    f"| tail -n +2; echo @@console; sudo cat {console_log(plan.name)} 2>/dev/null")
+                    f"| tail -n +2; echo @@console; sudo tail -c 4000 {console_log(plan.name)} 2>/dev/null; "
+                    f"echo @@refused; sudo journalctl -u dnsmasq --since @{started} -o cat --no-pager 2>/dev/null "
+                    f"| grep -i 'no address available' | grep -i {plan.mac}")
         s = _sections(out)
         leases = "\n".join(s.get("leases", []))
         console = "\n".join(s.get("console", []))
         ip = fresh_lease(leases, plan.mac, started, lease_s)
-        if ip:
+        # the bundled apps print their address once their stack is configured; a user's kernel
+        # may print nothing, so for it the lease alone says it is up
+        if ip and (not ip_on_console or ip in console):
             expiry = lease_expiry(leases, plan.mac) or 0
             seen = round(time.monotonic() - t0, 1)
             granted = expiry - lease_s - started if expiry else None
             return Outcome(ip, create_s, float(granted) if granted is not None and 0 <= granted <= seen else seen)
+        if dhcp and s.get("refused"):
+            return Outcome(None, create_s, None,
+                           exhausted_message(plan.name, dhcp, leased_in_range(leases, dhcp), True))
         row = (s.get("state") or [""])[0].split()
         if not row:
             state = "gone"
@@ -247,17 +267,6 @@ def boot(sh, plan: Plan, config: str, lease_s: int, timeout: float, report) -> O
         report.step(f"waiting for {plan.name}'s DHCP lease ({time.monotonic() - t0:.0f}s)")
         time.sleep(0.5)
     return Outcome(None, create_s, None, _why_no_lease(sh, plan.name, plan.mac, started, state, console))
-
-
-def wait_for_http(ip: str, port: int, host_side_exec, timeout: float = 20) -> bool:
-    """Not used for the decision; kept for callers that want to know the service answers."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        res = host_side_exec("curl", "-s", "-o", "/dev/null", "-m", "2", f"http://{ip}:{port}/", timeout=5)
-        if res.returncode == 0:
-            return True
-        time.sleep(0.5)
-    return False
 
 
 def start_forwarders(env, plan: Plan, ip: str, listeners: dict[int, socket.socket]) -> list[dict]:
@@ -315,3 +324,145 @@ def busy_ports(state) -> dict[int, str]:
 
 def uptime_s(record: dict) -> int | None:
     return int(time.time() - record["started"]) if record.get("started") else None
+
+
+# -- the whole command --------------------------------------------------------------------------
+
+@dataclass
+class Request:
+    """`unikernel run`'s input, as given."""
+    name: str
+    kernel: Path | None
+    app: str | None
+    guest_type: str | None
+    memory_mb: int | None
+    cmdline: str
+    disks: tuple[str, ...]
+    disk_format: str
+    publish: tuple[str, ...]
+    autostart: bool = False
+
+
+@dataclass
+class Checked:
+    """The request after every local check: what only needs the dom0's facts now."""
+    request: Request
+    kernel: kernels.KernelInfo
+    disk_specs: list
+    publish: list
+    listeners: dict  # host port → bound socket, held until the forwarders take them
+
+
+def check_locally(req: Request, state, build_dir: Path, report) -> Checked:
+    """Everything that needs no dom0, before anything is created (bound ports are released when
+    the command fails)."""
+    from .dom0.names import name_problem
+
+    if problem := name_problem(req.name):
+        raise BadInput(f"--name: {problem}. Fix: e.g. --name my-unikernel")
+    if req.kernel is not None and req.app is not None:
+        raise BadInput("--kernel and --app: give one. Fix: --kernel FILE for your own kernel, "
+                        "--app NAME for a bundled one")
+    disk_specs = diskmod.parse(req.disks)
+    publish = [forward.parse_publish(v) for v in req.publish]
+    ports = [p.host_port for p in publish]
+    if len(set(ports)) != len(ports):
+        raise BadInput(f"--publish: host port given twice ({', '.join(map(str, ports))}). Fix: one "
+                        "--publish per host port")
+    held = busy_ports(state)
+    for p in publish:
+        if p.host_port in held:
+            raise BadInput(f"--publish {p.host_port}:{p.guest_port}: 127.0.0.1:{p.host_port} is already "
+                            f"published for {held[p.host_port]}. Fix: another host port, or "
+                            f"`mirage-env unikernel stop {held[p.host_port]}`")
+    if req.kernel is not None:
+        info = kernels.inspect(req.kernel)
+    else:
+        from . import bundled
+
+        report.step(f"building {req.app} for Xen on this machine")
+        try:
+            image = bundled.build(req.app, "xen", build_dir)
+        except bundled.BuildError as exc:
+            raise DomUError(f"building {req.app}: {exc}") from None
+        info = kernels.inspect(image)
+    if req.guest_type is not None or info.pvh and not info.pv:
+        # --type names what the user wants; refuse a mismatch with the kernel now
+        kernels.choose_type(info, req.guest_type, None)
+    listeners = {}
+    try:
+        for p in publish:
+            listeners[p.host_port] = forward.listen(p.host_port)
+    except forward.PublishError:
+        for sock in listeners.values():
+            sock.close()
+        raise
+    return Checked(req, info, disk_specs, publish, listeners)
+
+
+def plan_on(checked: Checked, facts: Dom0Facts) -> tuple[str, int]:
+    """(guest type, memory) for this dom0, or DomUError/KernelError with the fix."""
+    req = checked.request
+    if facts.running:
+        raise BadInput(f"--name {req.name}: a domain of that name is already running on the dom0. "
+                        f"Fix: another --name, or `mirage-env unikernel stop {req.name}` first")
+    guest_type = kernels.choose_type(checked.kernel, req.guest_type, facts.virt_caps)
+    memory = req.memory_mb or (4 if req.app else DEFAULT_MEMORY[guest_type])
+    check_memory(memory, guest_type, facts.free_memory_mb, req.name)
+    return guest_type, memory
+
+
+def run(env, client, sh, checked: Checked, report, lease_s: int, timeout: float = 120) -> dict:
+    """Copy, configure, boot, publish CHECKED (from check_locally); the result as a dict (the CLI
+    prints it)."""
+    t0 = time.monotonic()
+    req = checked.request
+    info = checked.kernel
+    mac = mac_for(req.name)
+    kernel_remote = f"{KERNELS}/{info.sha256}.xen"
+    bridge = env.settings.network.bridge
+    # disks: their remote names need the images' hashes; a directory's hash comes from packing,
+    # which only touches this machine's state directory
+    fmt_app = "auth" if req.app == "auth" else "none"
+    images = diskmod.prepare(checked.disk_specs, env.state.path("disks"), req.disk_format, fmt_app)
+    disk_remote = [(f"{DISKS}/{req.name}-{img.spec.vdev}-{img.sha256[:12]}.img" if img.spec.writable
+                    else f"{DISKS}/{img.sha256}.img", img.spec.vdev, img.spec.writable) for img in images]
+    wanted = [kernel_remote] + [f"{DISKS}/{img.sha256}.img" for img in images] + [r for r, _, w in disk_remote if w]
+    facts = read_dom0(sh, req.name, wanted, bridge)
+    guest_type, memory = plan_on(checked, facts)
+    label = str(req.kernel) if req.kernel else f"{req.app} (bundled)"
+    plan = Plan(req.name, mac, guest_type, memory, info.path, info.sha256, kernel_remote, images, disk_remote,
+                req.cmdline, checked.publish, label)
+    copied = copy_by_content(client, sh, plan, facts, report)
+    dns_name = register_name(sh, facts, req.name, mac)
+    config = write_config(sh, plan, bridge, req.autostart)
+    outcome = boot(sh, plan, config, lease_s, timeout, report, ip_on_console=req.app is not None)
+    result = {
+        "name": req.name, "kernel": label, "sha256": info.sha256, "type": guest_type, "memory_mb": memory,
+        "mac": mac, "ip": outcome.ip, "xl_create_s": outcome.create_s, "create_to_lease_s": outcome.create_to_lease_s,
+        "error": outcome.error, "copied": copied, "dns_name": dns_name, "dns_server": facts.bridge_ip,
+        "disks": [{"source": str(img.spec.source), "vdev": img.spec.vdev, "rw": img.spec.writable,
+                   "rebuilt": img.rebuilt, "on_dom0": remote} for img, (remote, _, _) in zip(images, disk_remote)],
+        "publish": [],
+    }
+    if outcome.error:
+        for sock in checked.listeners.values():
+            sock.close()
+        result["total_s"] = round(time.monotonic() - t0, 1)
+        return result
+    result["publish"] = start_forwarders(env, plan, outcome.ip, checked.listeners)
+    save_record(env.state, req.name, {k: result[k] for k in ("kernel", "sha256", "type", "memory_mb", "mac", "ip",
+                                                             "publish", "dns_name", "disks")}
+                | {"started": time.time()})
+    result["total_s"] = round(time.monotonic() - t0, 1)
+    return result
+
+
+def upload_image(client, sh, image: Path, report) -> str:
+    """The bundled app's image on the dom0, copied by content; its path there."""
+    info = kernels.inspect(image)
+    remote = f"{KERNELS}/{info.sha256}.xen"
+    code, _ = sh(f"sudo test -f {remote}")
+    if code != 0:
+        upload(client, sh, image, remote, report)
+    return remote
