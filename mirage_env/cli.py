@@ -303,7 +303,11 @@ def down(ctx: click.Context, destroy: bool) -> None:
     """Stop the machine and remove its tap and namespace."""
 
     def stages(env, report):
+        from .launch import forget, records
+
         with report.stage("down"):
+            for line in forget(env.state, list(records(env.state))):  # the --publish forwarders
+                report.step(line)
             (env.provider.destroy if destroy else env.provider.down)(report)
 
     _run_stages(ctx, "down", stages)
@@ -570,8 +574,11 @@ def unikernel_stop(ctx: click.Context, names: tuple[str, ...]) -> None:
         if problem := name_problem(name):
             _fail(f"{problem}. Fix: e.g. --name my-auth when running it; `mirage-env unikernel list` "
                   "shows the running names", EXIT_BAD_INPUT)
+    from .launch import forget
+
     env, sh = _dom0_shell(ctx)
     done, errors = stop(sh, list(names), env.settings.network.bridge)
+    done += forget(env.state, names)  # their --publish forwarders end with them
     for line in done:
         click.echo(line)
     if errors:
