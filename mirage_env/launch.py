@@ -484,6 +484,9 @@ def run(env, client, sh, checked: Checked, report, lease_s: int, timeout: float 
             sock.close()
         result["total_s"] = round(time.monotonic() - t0, 1)
         return result
+    network = getattr(env.provider, "network", None)
+    if dns_name and facts.bridge_ip and hasattr(network, "use_dns"):
+        network.use_dns(facts.bridge_ip, facts.domain)  # `ip netns exec NS curl http://NAME.DOMAIN/`
     result["publish"] = start_forwarders(env, plan, outcome.ip, checked.listeners)
     save_record(env.state, req.name, {k: result[k] for k in ("kernel", "sha256", "type", "memory_mb", "mac", "ip",
                                                              "publish", "dns_name", "disks")}
