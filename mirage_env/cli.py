@@ -536,31 +536,43 @@ def _run_many(ctx, app: str, name: str | None, memory: int, count: int, autostar
 @click.option("--json", "as_json", is_flag=True)
 @click.pass_context
 def unikernel_list(ctx: click.Context, as_json: bool) -> None:
-    """The running domUs with their MACs and leased addresses."""
-    from .domus import list_domus
+    """The running domUs: type, memory, MAC, address, kernel, published ports, uptime."""
+    from .launch import human_uptime, list_unikernels
 
-    _, sh = _dom0_shell(ctx)
-    domus = list_domus(sh)
+    env, sh = _dom0_shell(ctx)
+    rows = list_unikernels(sh, env.state)
     if as_json:
-        click.echo(json.dumps([vars(d) for d in domus], indent=2))
+        click.echo(json.dumps(rows, indent=2))
         return
-    click.echo(f"{'name':<24} {'id':>4} {'MiB':>6} {'state':<8} {'mac':<18} ip")
-    for d in domus:
-        click.echo(f"{d.name:<24} {d.domid:>4} {d.memory_mb:>6} {d.state:<8} {d.mac or '-':<18} {d.ip or '-'}")
+    click.echo(f"{'name':<22} {'id':>3} {'type':<4} {'MiB':>5} {'state':<7} {'mac':<17} {'ip':<15} "
+               f"{'uptime':>9}  kernel / published")
+    for r in rows:
+        extra = r["kernel"] or "-"
+        if r["published"]:
+            extra += "  " + ", ".join(r["published"])
+        click.echo(f"{r['name']:<22} {r['domid']:>3} {(r['type'] or '-').upper():<4} {r['memory_mb']:>5} "
+                   f"{r['state']:<7} {r['mac'] or '-':<17} {r['ip'] or '-':<15} {human_uptime(r['uptime_s']):>9}  {extra}")
 
 
 @unikernel.command("logs")
 @click.argument("name")
+@click.option("--follow", "-f", is_flag=True, help="Keep printing what it writes (Ctrl-C ends).")
 @click.pass_context
-def unikernel_logs(ctx: click.Context, name: str) -> None:
+def unikernel_logs(ctx: click.Context, name: str, follow: bool) -> None:
     """Print a domU's console log."""
     from .domus import DomUError, logs
 
     _, sh = _dom0_shell(ctx)
     try:
-        click.echo(logs(sh, name), nl=False)
+        text = logs(sh, name)  # also the check that NAME has a console log
     except DomUError as exc:
         _fail(str(exc))
+    if not follow:
+        click.echo(text, nl=False)
+        return
+    from .launch import follow_logs
+
+    follow_logs(ctx.meta["dom0_client"], name, lambda chunk: (sys.stdout.write(chunk), sys.stdout.flush()))
 
 
 @unikernel.command("stop")

@@ -503,3 +503,91 @@ def upload_image(client, sh, image: Path, report) -> str:
     if code != 0:
         upload(client, sh, image, remote, report)
     return remote
+
+
+# -- list and logs --------------------------------------------------------------------------------
+
+def _parse_uptime(text: str) -> dict[str, int]:
+    """`xl uptime` (Name ID Uptime, uptime as [D days,] H:MM:SS) → name → seconds."""
+    out = {}
+    for line in text.splitlines()[1:]:
+        parts = line.split()
+        if len(parts) < 3 or not parts[1].isdigit():
+            continue
+        days = int(parts[2]) if len(parts) >= 5 and parts[3].startswith("day") else 0
+        clock = parts[-1].split(":")
+        if all(c.isdigit() for c in clock):
+            seconds = 0
+            for c in clock:
+                seconds = seconds * 60 + int(c)
+            out[parts[0]] = days * 86400 + seconds
+    return out
+
+
+def _parse_types(long_json: str) -> dict[str, dict]:
+    """`xl list -l` → name → {"type": "pv"/"pvh", "kernel": path on the dom0}."""
+    start = long_json.find("[")
+    try:
+        domains, _ = json.JSONDecoder().raw_decode(long_json[start:]) if start >= 0 else ([], 0)
+    except ValueError:
+        return {}
+    out = {}
+    for d in domains if isinstance(domains, list) else []:
+        config = (d or {}).get("config") or {}
+        c_info, b_info = config.get("c_info") or {}, config.get("b_info") or {}
+        if c_info.get("name"):
+            out[c_info["name"]] = {"type": c_info.get("type"), "kernel": b_info.get("kernel")}
+    return out
+
+
+def list_unikernels(sh, state) -> list[dict]:
+    """The running domUs (one round trip): name, id, memory, state, MAC, address, type, kernel
+    (the file given to `run`, else the path on the dom0), published ports, uptime."""
+    _, out = sh(f"sudo xl list; echo @@long; sudo xl list -l; echo @@leases; cat {LEASE_FILE} 2>/dev/null; "
+                "echo @@uptime; sudo xl uptime")
+    table, _, rest = out.partition("@@long")
+    long_json, _, rest = rest.partition("@@leases")
+    leases, _, uptime = rest.partition("@@uptime")
+    domus = xl.with_addresses(xl.parse_xl_list(table), xl.parse_xl_list_long(long_json), leases)
+    types, uptimes, recorded = _parse_types(long_json), _parse_uptime(uptime), records(state)
+    rows = []
+    for d in domus:
+        record = recorded.get(d.name) or {}
+        if record.get("mac") and d.mac and record["mac"] != d.mac:
+            record = {}  # a different domain of the same name, started some other way
+        rows.append({
+            "name": d.name, "domid": d.domid, "memory_mb": d.memory_mb, "state": d.state, "mac": d.mac, "ip": d.ip,
+            "type": (types.get(d.name) or {}).get("type"),
+            "kernel": record.get("kernel") or (types.get(d.name) or {}).get("kernel"),
+            "dns_name": record.get("dns_name"),
+            "published": [f"127.0.0.1:{p['host_port']}->{p['guest_port']}" for p in record.get("publish", [])
+                          if forward.is_forwarder(p["pid"])],
+            "uptime_s": uptimes.get(d.name),
+        })
+    return rows
+
+
+def follow_logs(client, name: str, write) -> int:
+    """Stream NAME's console log (`tail -F`) until Ctrl-C; the exit status of tail."""
+    channel = client.get_transport().open_session()
+    channel.exec_command(f"sudo tail -n +1 -F {shlex.quote(console_log(name))} 2>&1")
+    try:
+        while True:
+            data = channel.recv(4096)
+            if not data:
+                break
+            write(data.decode(errors="replace"))
+    except KeyboardInterrupt:
+        pass
+    finally:
+        channel.close()
+    return channel.exit_status if channel.exit_status_ready() else 0
+
+
+def human_uptime(seconds: int | None) -> str:
+    if seconds is None:
+        return "-"
+    d, rem = divmod(seconds, 86400)
+    h, rem = divmod(rem, 3600)
+    m, s = divmod(rem, 60)
+    return (f"{d}d" if d else "") + (f"{h}h" if h or d else "") + f"{m:02d}m{s:02d}s"
