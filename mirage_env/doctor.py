@@ -82,7 +82,26 @@ class VirtualBoxChecks:
         network, network_checks = self.check_network()
         checks += network_checks
         checks.append(self.check_nic2(network))
+        checks.append(self.check_nested())
         return checks
+
+    def check_nested(self) -> Check:
+        """PVH guests (MirageOS 4, Unikraft) need hardware-assisted paging inside the VM: VirtualBox's
+        nested hardware virtualisation. The Vagrantfile turns it on; a VM made before may lack it."""
+        name = vm_name(self.settings)
+        try:
+            machine = vbox.parse_machinereadable(self.run("showvminfo", name, "--machinereadable"))
+        except vbox.VBoxError:
+            return Check("guest types", "skip", f"no VM {name} yet: the Vagrantfile turns on nested "
+                         "hardware virtualisation, so the dom0 runs PV and PVH guests")
+        value = machine.get("nested-hw-virt", "off")
+        if value == "on":
+            return Check("guest types", "ok", f"{name}: nested hardware virtualisation on: PV and PVH guests")
+        fix = f"VBoxManage modifyvm {name} --nested-hw-virt on"
+        running = machine.get("VMState") == "running"
+        return Check("guest types", "warn", f"{name}: nested hardware virtualisation is {value}: Xen gets no "
+                     "hap, so only PV guests run (PVH kernels such as MirageOS 4's are refused)",
+                     f"vagrant halt && {fix} && vagrant up" if running else fix)
 
     def check_version(self) -> Check:
         try:
@@ -223,6 +242,27 @@ def check_kvm(log: Path | None = None) -> Check:
                  "`sudo usermod -aG kvm $USER`")
 
 
+def check_nested_kvm(sys_module: Path = Path("/sys/module")) -> Check:
+    """libvirt: the dom0 VM gets hap (PVH guests) only when this host's KVM allows nesting."""
+    for module in ("kvm_intel", "kvm_amd"):
+        param = sys_module / module / "parameters" / "nested"
+        if param.is_file():
+            value = param.read_text().strip()
+            if value in ("Y", "1"):
+                return Check("guest types", "ok", f"{module} nested={value}: the dom0 runs PV and PVH guests")
+            return Check("guest types", "warn", f"{module} nested={value}: Xen in the VM gets no hap, so only "
+                         "PV guests run (PVH kernels such as MirageOS 4's are refused)",
+                         f"echo 'options {module} nested=1' | sudo tee /etc/modprobe.d/{module}-nested.conf && "
+                         f"sudo modprobe -r {module} && sudo modprobe {module} (with no VM running)")
+    return Check("guest types", "warn", "no KVM module loaded: the VM runs without nesting, PV guests only",
+                 "load kvm_intel or kvm_amd with nested=1")
+
+
+def check_builtin_guest_types() -> Check:
+    return Check("guest types", "ok", "the built-in machine's CPU (qemu64,+svm,+npt) gives Xen hap: "
+                 "PV and PVH guests (`mirage-env status` shows what the running dom0 lists)")
+
+
 def check_libvirt(uri: str | None = None) -> list[Check]:
     uri = uri or os.environ.get("LIBVIRT_DEFAULT_URI") or "qemu:///system"
     checks = []
@@ -283,10 +323,10 @@ def run_checks(settings: Settings, provider: str, state_root: Path,
     elif provider == "libvirt":
         checks.append(check_vagrant())
         checks += check_libvirt()
-        checks += [check_qemu(), check_kvm()]
+        checks += [check_qemu(), check_kvm(), check_nested_kvm()]
         vm_mib = settings.vagrant.memory
     elif provider == "qemu":
-        checks += [check_qemu(), check_kvm()]
+        checks += [check_qemu(), check_kvm(), check_builtin_guest_types()]
         vm_mib = settings.machine.memory
     else:  # ssh: the hosts are elsewhere; only this machine's Ansible side matters
         vm_mib = 0

@@ -39,6 +39,7 @@ while read -r _name id _rest; do
 done <<< "$L"
 s leases; [ -r LEASE_FILE ] && while IFS= read -r l; do printf '%s\n' "$l"; done < LEASE_FILE
 s now; printf '%(%s)T\n' -1
+s virt-caps; xl info 2>/dev/null | grep -E '^virt_caps'
 """.replace("LEASE_FILE", LEASE_FILE)
 
 
@@ -82,6 +83,8 @@ class Topology:
     domus: list[DomU] = field(default_factory=list)
     leases: list[Lease] = field(default_factory=list)
     dom0_now: int | None = None
+    guest_types: list[str] | None = None  # what the dom0 can run (xl info virt_caps): pv, pvh, hvm
+    virt_caps: str | None = None
     problems: list[str] = field(default_factory=list)
     collect_s: dict = field(default_factory=dict)
 
@@ -150,6 +153,11 @@ def build(expected: dict, host_addr_json: str | None, dom0_output: str | None,
     dom0 = parse_ip_addr(sections.get("ip-addr", "[]"))
     topo.dom0_now = int(sections["now"]) if sections.get("now", "").strip().isdigit() else None
     topo.leases = parse_leases(sections.get("leases", ""))
+    caps = sections.get("virt-caps", "").partition(":")[2].strip()
+    if caps:
+        from .kernels import guest_types
+
+        topo.virt_caps, topo.guest_types = caps, guest_types(caps)
     xl_list = sections.get("xl-list", "")
     if "Domain-0" in xl_list:
         macs = {int(name.split()[1]): xl.parse_network_list(text) for name, text in sections.items()
