@@ -446,7 +446,8 @@ def _run_one(ctx, kernel, app, guest_type, name, memory, cmdline, disks, disk_fo
     ns = env.provider.status().get("host_only_namespace")
     click.echo(f"{name} is up at {result['ip']} (xl create → lease {result['create_to_lease_s']}s; "
                f"{result['total_s']}s in all)")
-    copied = "copied to the dom0" if result["copied"] else "already on the dom0, nothing copied"
+    copied = ("copied to the dom0" if any(c.endswith(".xen") for c in result["copied"])
+              else "already on the dom0, not copied")
     click.echo(f"  kernel: {result['kernel']} ({result['type'].upper()}, {result['memory_mb']} MiB, "
                f"sha256 {result['sha256'][:12]}…, {copied})")
     for disk in result["disks"]:

@@ -215,18 +215,21 @@ class Outcome:
 
 def _why_no_lease(sh, name: str, mac: str, since: int, state: str, console: str) -> str:
     """The evidence for a domU that got no lease."""
-    _, out = sh(f"echo @@dmesg; sudo xl dmesg 2>/dev/null | tail -n 200; "
+    _, out = sh(f"echo @@domid; sudo xl domid {shlex.quote(name)} 2>/dev/null; "
+                f"echo @@dmesg; sudo xl dmesg 2>/dev/null | tail -n 300; "
                 f"echo @@journal; sudo journalctl -u dnsmasq --since @{since} -o cat --no-pager 2>/dev/null "
                 f"| grep -i {shlex.quote(mac)}; "
                 f"echo @@vif; sudo xl network-list {shlex.quote(name)} 2>/dev/null | tail -n +2; "
                 f"echo @@conf; sudo cat {DNSMASQ_CONFS} 2>/dev/null; echo @@leases; cat {LEASE_FILE} 2>/dev/null")
     s = _sections(out)
     tail = "\n".join(console.strip().splitlines()[-15:]) or "(the console is empty)"
-    domid_lines = [l for l in s.get("dmesg", []) if re.search(r"\bd\d+v?\d*\b", l)][-10:]
+    domid = next((l.strip() for l in s.get("domid", []) if l.strip().isdigit()), None)
+    # Xen names a domain dN (its vCPUs dNvM) in its log lines
+    domid_lines = [l for l in s.get("dmesg", []) if domid and re.search(rf"\bd{domid}(v\d+)?\b", l)][-10:]
     if state == "crashed" or state == "gone":
         what = "crashed (kept for inspection: on_crash = \"preserve\"; `mirage-env unikernel stop " \
                f"{name}` removes it)" if state == "crashed" else "stopped by itself (shut down or crashed and was destroyed)"
-        dmesg = "\n".join(domid_lines) or "(no lines about guests in xl dmesg)"
+        dmesg = "\n".join(domid_lines) or f"(no lines about d{domid or '?'} in xl dmesg)"
         return f"no lease for {name}: it {what}.\nits console:\n{tail}\nxl dmesg:\n{dmesg}"
     journal = s.get("journal", [])
     dhcp = parse_dhcp_range("\n".join(s.get("conf", [])))
