@@ -67,8 +67,11 @@ def _sections(out: str) -> dict[str, list[str]]:
 def read_dom0(sh, name: str, files: list[str], bridge: str) -> Dom0Facts:
     """One round trip: virt_caps, free memory, whether NAME runs, which FILES exist, DNS setup."""
     tests = " ".join(shlex.quote(f) for f in files) or "/nonexistent"
-    _, out = sh(f"echo @@info; sudo xl info 2>/dev/null | grep -E '^(virt_caps|free_memory)'; "
-                f"echo @@running; sudo xl domid {shlex.quote(name)} 2>/dev/null; "
+    # the two xl calls run side by side: each takes seconds on an emulated dom0
+    _, out = sh(f"t=$(mktemp -d); sudo xl info > $t/info 2>/dev/null & "
+                f"sudo xl domid {shlex.quote(name)} > $t/domid 2>/dev/null & wait; "
+                f"echo @@info; grep -E '^(virt_caps|free_memory)' $t/info; "
+                f"echo @@running; cat $t/domid; rm -rf $t; "
                 f"echo @@present; for f in {tests}; do sudo test -f \"$f\" && echo \"$f\"; done; "
                 f"echo @@dns; grep -E '^(domain|dhcp-hostsfile|port)=' {DNSMASQ_CONF} 2>/dev/null; "
                 f"echo @@bridge; ip -4 -o addr show dev {shlex.quote(bridge)} 2>/dev/null; "
