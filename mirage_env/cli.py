@@ -480,7 +480,7 @@ def _run_many(ctx, app: str, name: str | None, memory: int, count: int, autostar
     name = name or f"mirage-{app}"
     names = [name] if count == 1 else [f"{name}-{i:02d}" for i in range(1, count + 1)]
     if problem := name_problem(names[-1]):
-        _fail(f"--name: {problem}", EXIT_BAD_INPUT)
+        _fail(f"--name: {problem}. Fix: e.g. --name my-auth", EXIT_BAD_INPUT)
     env, sh = _dom0_shell(ctx)
     report = Report("unikernel run")
     t0 = time.monotonic()

@@ -398,7 +398,7 @@ def check_locally(req: Request, state, build_dir: Path, report) -> Checked:
     from .dom0.names import name_problem
 
     if problem := name_problem(req.name):
-        raise BadInput(f"--name: {problem}. Fix: e.g. --name my-unikernel")
+        raise BadInput(f"--name: {problem}. Fix: e.g. --name my-auth")
     if req.kernel is not None and req.app is not None:
         raise BadInput("--kernel and --app: give one. Fix: --kernel FILE for your own kernel, "
                         "--app NAME for a bundled one")
