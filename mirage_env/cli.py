@@ -6,32 +6,40 @@ Heavy modules (Ansible, pytest, paramiko) are imported inside the commands that 
 
 from __future__ import annotations
 
-import contextlib
 import json
 import os
 import sys
 import traceback
 from pathlib import Path
+from typing import NoReturn
 
 import click
 
 from . import __version__, registry
+from .errors import EXIT_BAD_INPUT, EXIT_FAILED, MirageEnvError
 
-EXIT_FAILED, EXIT_BAD_INPUT = 1, 2
+
+def _fail(message: str, code: int = EXIT_FAILED) -> NoReturn:
+    raise MirageEnvError(message, exit_code=code)
 
 
-def _fail(message: str, code: int = EXIT_FAILED) -> None:
-    click.secho(f"error: {message}", fg="red", err=True)
-    sys.exit(code)
+class _Cli(click.Group):
+    """The one place a MirageEnvError becomes a message and an exit code (no traceback)."""
+
+    def invoke(self, ctx: click.Context):
+        try:
+            return super().invoke(ctx)
+        except MirageEnvError as exc:
+            click.secho(exc.render(), fg="red", err=True)
+            sys.exit(exc.exit_code)
 
 
 def _open_env(ctx: click.Context):
     """Settings → state dir → provider; bad settings end here with exit 2, nothing touched."""
-    from .settings import SettingsError, load_settings
-    from .workflow import Environment
-
     from .providers import ProviderError
+    from .settings import load_settings
     from .state import StateDir
+    from .workflow import Environment
 
     opts = ctx.obj
     try:
@@ -42,38 +50,25 @@ def _open_env(ctx: click.Context):
             if recorded.get("provider"):
                 settings = load_settings(opts["config"], {**opts["overrides"], "provider": recorded["provider"]})
         return Environment.open(settings, opts["state_dir"], limit=opts["limit"])
-    except SettingsError as exc:
-        click.secho(exc.render(), fg="red", err=True)
-        sys.exit(EXIT_BAD_INPUT)
-    except ProviderError as exc:
-        _fail(str(exc), EXIT_BAD_INPUT)
+    except ProviderError as exc:  # a provider refusing these settings: bad input, nothing started
+        raise MirageEnvError(str(exc), exit_code=EXIT_BAD_INPUT) from exc
 
 
 def _run_stages(ctx: click.Context, command: str, stages) -> None:
     """Run `stages(env, report)` holding the environment, write the report, turn known failures
     into clear messages."""
-    from .state import Busy
-
     env = _open_env(ctx)
-    with contextlib.ExitStack() as held:
-        try:
-            held.enter_context(env.state.exclusive(command))
-        except Busy as exc:
-            _fail(str(exc))
+    with env.state.exclusive(command):
         _run_stages_held(env, command, stages)
 
 
 def _run_stages_held(env, command: str, stages) -> None:
-    from .procs import CommandFailed
-    from .providers import ProviderError
-    from .workflow import StageFailed
-
     report = env.new_report(command)
     ok, log = False, None
     try:
         stages(env, report)
         ok = True
-    except (StageFailed, ProviderError, CommandFailed, TimeoutError) as exc:
+    except (MirageEnvError, TimeoutError) as exc:
         log = getattr(exc, "log", None)
         click.secho(f"error: {exc}", fg="red", err=True)
     except KeyboardInterrupt as exc:  # Ctrl-C, or SIGTERM during a playbook (which stops it first)
@@ -126,7 +121,7 @@ def target_options(command):
                              "ssh (lab hosts). Default: auto-detected.")(command)
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.group(cls=_Cli, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(__version__, prog_name="mirage-env")
 @click.option("-c", "--config", type=click.Path(dir_okay=False, path_type=Path),
               help="Settings file (default: ./mirage-env.yml when present).")
@@ -216,7 +211,7 @@ def status(ctx: click.Context, as_json: bool, graph: Path | None, no_topology: b
     import shutil
 
     from .topology import collect
-    from .topology_render import GRAPH_FORMATS, GraphError, render_text, to_dot, write_graph
+    from .topology_render import GRAPH_FORMATS, render_text, to_dot, write_graph
 
     if graph is not None and graph.suffix.lower() not in GRAPH_FORMATS:
         _fail(f"--graph {graph}: unknown suffix {graph.suffix!r}. Fix: end the name in .svg or .png",
@@ -235,10 +230,7 @@ def status(ctx: click.Context, as_json: bool, graph: Path | None, no_topology: b
     written = []
     for _, view_info, topo, path in pictures:
         if path is not None:
-            try:
-                write_graph(to_dot(view_info, topo), path)
-            except GraphError as exc:
-                _fail(str(exc))
+            write_graph(to_dot(view_info, topo), path)
             written.append(path)
     if as_json:
         info["topology"] = json_topology
@@ -283,13 +275,8 @@ def _lab_pictures(env, info: dict, graph: Path | None, no_topology: bool) -> lis
 @click.pass_context
 def ssh(ctx: click.Context, command: tuple[str, ...]) -> None:
     """Open a shell on the dom0 (or run COMMAND there)."""
-    from .providers import ProviderError
-
     env = _open_env(ctx)
-    try:
-        target = env.provider.ssh_target()
-    except ProviderError as exc:
-        _fail(str(exc))
+    target = env.provider.ssh_target()
     config = env.state.path("ssh_config")
     alias = f"mirage-{env.settings.name}"
     config.write_text(target.ssh_config(alias, env.state.path("known_hosts")))
@@ -325,23 +312,17 @@ def unikernel_build(app: str, target: str, out: Path, data: Path | None) -> None
     """Build APP for TARGET with the bundled toolchain."""
     from . import bundled as builder
 
-    try:
-        path = builder.build(app, target=target, out_dir=out, data_dir=data)
-    except builder.BuildError as exc:
-        _fail(str(exc))
+    path = builder.build(app, target=target, out_dir=out, data_dir=data)
     click.echo(str(path))
 
 
 def _dom0_client(ctx: click.Context):
     """(environment, paramiko client) for one SSH connection to the dom0, closed with the command."""
     from . import sshclient
-    from .providers import ProviderError
 
     env = _open_env(ctx)
     try:
         client = sshclient.connect(env.provider.ssh_target())
-    except (ProviderError, sshclient.HostKeyChanged) as exc:
-        _fail(str(exc))
     except OSError as exc:
         _fail(f"cannot reach the dom0 over SSH ({exc}). Fix: `mirage-env up`")
     ctx.call_on_close(client.close)
@@ -371,10 +352,9 @@ def unikernel_run(ctx: click.Context, app: str, name: str | None, memory: int, c
     import statistics
     import time
 
-    from .domus import DomUError, mac_for, name_problem, run_apps
+    from .domus import mac_for, name_problem, run_apps
     from .report import Report
     from .settings import lease_seconds
-    from .dom0.xlconfig import XlConfigError
 
     name = name or f"mirage-{app}"
     names = [name] if count == 1 else [f"{name}-{i:02d}" for i in range(1, count + 1)]
@@ -383,13 +363,10 @@ def unikernel_run(ctx: click.Context, app: str, name: str | None, memory: int, c
     env, sh = _dom0_shell(ctx)
     report = Report("unikernel run")
     t0 = time.monotonic()
-    try:
-        with report.stage(f"run {name}" if count == 1 else f"run {count} × {app}"):
-            booted = run_apps(sh, app, names, memory, env.settings.network.bridge,
-                              lease_seconds(env.settings.network.lease_time) or 3600, report,
-                              autostart=autostart)
-    except (DomUError, XlConfigError) as exc:
-        _fail(str(exc))
+    with report.stage(f"run {name}" if count == 1 else f"run {count} × {app}"):
+        booted = run_apps(sh, app, names, memory, env.settings.network.bridge,
+                          lease_seconds(env.settings.network.lease_time) or 3600, report,
+                          autostart=autostart)
     total_s = round(time.monotonic() - t0, 1)
     failed = {n: b for n, b in booted.items() if b.error}
     leases = [b.create_to_lease_s for b in booted.values() if b.create_to_lease_s is not None]
@@ -451,13 +428,10 @@ def unikernel_list(ctx: click.Context, as_json: bool) -> None:
 @click.pass_context
 def unikernel_logs(ctx: click.Context, name: str) -> None:
     """Print a domU's console log."""
-    from .domus import DomUError, logs
+    from .domus import logs
 
     _, sh = _dom0_shell(ctx)
-    try:
-        click.echo(logs(sh, name), nl=False)
-    except DomUError as exc:
-        _fail(str(exc))
+    click.echo(logs(sh, name), nl=False)
 
 
 @unikernel.command("stop")
@@ -486,16 +460,13 @@ def unikernel_stop(ctx: click.Context, names: tuple[str, ...]) -> None:
 @click.pass_context
 def vchan(ctx: click.Context, domain: str, text: str | None, path: str | None) -> None:
     """Talk to a unikernel over vchan from the dom0, through Xen's own libxenvchan."""
-    from .vchan import VchanError, client_command, vchan_send
+    from .vchan import client_command, vchan_send
 
     env, client = _dom0_client(ctx)
-    try:
-        if text is not None:
-            click.echo(vchan_send(client, domain, text, path))
-            return
-        command = client_command(client, domain, path)
-    except VchanError as exc:
-        _fail(str(exc))
+    if text is not None:
+        click.echo(vchan_send(client, domain, text, path))
+        return
+    command = client_command(client, domain, path)
     config = env.state.path("ssh_config")
     alias = f"mirage-{env.settings.name}"
     config.write_text(env.provider.ssh_target().ssh_config(alias, env.state.path("known_hosts")))
@@ -510,15 +481,11 @@ def doctor(ctx: click.Context, as_json: bool) -> None:
     """Check this host before anything starts; each failure names the command that fixes it."""
     from .doctor import as_dict, run_checks
     from .providers import resolve_provider_name
-    from .settings import SettingsError, load_settings
+    from .settings import load_settings
     from .state import StateDir
 
     # no provider object: the doctor must work before anything of a provider is set up
-    try:
-        settings = load_settings(ctx.obj["config"], ctx.obj["overrides"])
-    except SettingsError as exc:
-        click.secho(exc.render(), fg="red", err=True)
-        sys.exit(EXIT_BAD_INPUT)
+    settings = load_settings(ctx.obj["config"], ctx.obj["overrides"])
     provider = resolve_provider_name(settings)
     checks = run_checks(settings, provider, StateDir.for_env(settings.name, ctx.obj["state_dir"]).root)
     result = as_dict(checks, provider)

@@ -16,6 +16,7 @@ from .dom0.names import name_problem
 from .dom0.paths import AUTO_DIR, LEASE_FILE, SRC, UNIKERNEL_OUT as OUT, autostart_link, console_log, xl_config
 from .dom0.xl import DomU, list_domus
 from .dom0.xlconfig import render_xl_config
+from .errors import MirageEnvError
 
 __all__ = ["DomU", "list_domus", "name_problem", "DomUError", "mac_for", "build", "write_config",
            "run_apps", "run_app", "logs", "stop", "parse_stop_output"]
@@ -23,7 +24,7 @@ __all__ = ["DomU", "list_domus", "name_problem", "DomUError", "mac_for", "build"
 CONSOLE_READY = {"echo": "vchan: server on"}
 
 
-class DomUError(Exception):
+class DomUError(MirageEnvError):
     """Something the user can act on; the message says what."""
 
 

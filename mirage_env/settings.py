@@ -15,6 +15,8 @@ from typing import Any, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, ValidationError, field_validator, model_validator
 
+from .errors import MirageEnvError
+
 SETTINGS_FILE = "mirage-env.yml"
 IFNAME_RE = re.compile(r"^[A-Za-z0-9_.-]{1,15}$")  # Linux: at most IFNAMSIZ-1 = 15 characters
 LEASE_RE = re.compile(r"^(infinite|(\d+)([smhdw]?))$")
@@ -22,8 +24,10 @@ SIZE_RE = re.compile(r"^\s*(\d+)\s*([KMGT]?)(i?B)?\s*$", re.IGNORECASE)
 UNIT_MIB = {"K": 1 / 1024, "": 1, "M": 1, "G": 1024, "T": 1024 * 1024}
 
 
-class SettingsError(Exception):
+class SettingsError(MirageEnvError):
     """Bad settings: each problem names the field, the value and the fix."""
+
+    exit_code = 2  # bad input: nothing was changed
 
     def __init__(self, source: str, problems: list[str]):
         self.source, self.problems = source, problems

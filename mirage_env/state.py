@@ -10,10 +10,12 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
+from .errors import MirageEnvError
+
 STATE_DIR_ENV = "MIRAGE_ENV_STATE_DIR"
 
 
-class Busy(Exception):
+class Busy(MirageEnvError):
     """Another mirage-env command holds this environment."""
 
 

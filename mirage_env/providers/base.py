@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from typing import Any, Callable
 
 from ..sshclient import SshTarget
+from ..errors import MirageEnvError
 
 
 @dataclass
@@ -21,7 +22,7 @@ class Host:
     host_exec: Callable[..., subprocess.CompletedProcess]  # runs on the host side, for probes
 
 
-class ProviderError(Exception):
+class ProviderError(MirageEnvError):
     """A problem the user can fix; the message says how."""
 
 
