@@ -115,7 +115,7 @@ def target_options(command):
     command = click.option("--inventory", type=click.Path(dir_okay=False, path_type=Path), expose_value=False,
                            callback=_target_option("inventory"),
                            help="Lab inventory for --provider ssh (see inventory/lab.example.yml).")(command)
-    return click.option("--provider", type=click.Choice(["auto", "qemu", "virtualbox", "libvirt", "ssh"]),
+    return click.option("--provider", type=click.Choice(registry.PROVIDERS),
                         expose_value=False, callback=_target_option("provider"),
                         help="Where the dom0 comes from: qemu (built in), virtualbox/libvirt (Vagrant), "
                              "ssh (lab hosts). Default: auto-detected.")(command)
@@ -129,7 +129,7 @@ def target_options(command):
               envvar="MIRAGE_ENV_STATE_DIR", help="Where machines, keys, logs and reports go (default ./.mirage-env).")
 @click.option("-s", "--set", "overrides", multiple=True, metavar="KEY=VALUE",
               help="Override one setting, e.g. -s dom0.memory=768M (repeatable).")
-@click.option("--provider", type=click.Choice(["auto", "qemu", "virtualbox", "libvirt", "ssh"]),
+@click.option("--provider", type=click.Choice(registry.PROVIDERS),
               help="Where the dom0 comes from (default: the setting `provider`, auto-detected).")
 @click.option("--inventory", type=click.Path(dir_okay=False, path_type=Path),
               help="Lab inventory for --provider ssh (see inventory/lab.example.yml).")

@@ -15,6 +15,7 @@ from typing import Any, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, ValidationError, field_validator, model_validator
 
+from . import registry
 from .errors import MirageEnvError
 
 SETTINGS_FILE = "mirage-env.yml"
@@ -260,7 +261,7 @@ class UnikernelSettings(Strict):
     """The bundled unikernel that `verify` boots on the dom0 as the proof of the setup."""
 
     enabled: bool = True
-    app: Literal["auth", "www", "ping"] = "auth"
+    app: Literal[registry.runnable_app_names()] = "auth"  # type: ignore[valid-type]
     memory: int = 4  # MiB: the measured minimum of a PV guest on Xen 4.17
     mac: str = "00:16:3e:6d:65:10"
 
@@ -316,11 +317,8 @@ class LabSettings(Strict):
         return value
 
 
-PROVIDERS = ("auto", "qemu", "virtualbox", "libvirt", "ssh")
-
-
 class Settings(Strict):
-    provider: Literal["auto", "qemu", "virtualbox", "libvirt", "ssh"] = "auto"
+    provider: Literal[registry.PROVIDERS] = "auto"  # type: ignore[valid-type]
     name: str = "default"
     network: NetworkSettings = NetworkSettings()
     dom0: Dom0Settings = Dom0Settings()

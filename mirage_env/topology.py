@@ -243,7 +243,7 @@ def collect(env, running: bool) -> Topology:
     host_json, host_error = None, None
     try:
         # a lab host has no separate host side: its "host" probes run on the dom0 itself
-        if not getattr(env.provider, "host_side_is_dom0", False):
+        if env.provider.host_side:
             proc = env.provider.host_exec("ip", "-j", "addr", timeout=20)
             if proc.returncode == 0:
                 host_json = proc.stdout
