@@ -210,7 +210,7 @@ def status(ctx: click.Context, as_json: bool, graph: Path | None, no_topology: b
     read from the running system, with every difference from the settings."""
     import shutil
 
-    from .topology import collect
+    from .topology import collect_views, json_topology
     from .topology_render import GRAPH_FORMATS, render_text, to_dot, write_graph
 
     if graph is not None and graph.suffix.lower() not in GRAPH_FORMATS:
@@ -218,22 +218,14 @@ def status(ctx: click.Context, as_json: bool, graph: Path | None, no_topology: b
               EXIT_BAD_INPUT)
     env = _open_env(ctx)
     info = {"name": env.settings.name, "state_dir": str(env.state.root), **env.provider.status()}
-    if info.get("provider") == "ssh":  # a lab: one picture per host (also for one picked by --limit)
-        pictures = _lab_pictures(env, info, graph, no_topology)
-        json_topology = {name: topo.to_dict() for name, _, topo, _ in pictures if topo} or None
-    else:
-        # running None (the provider cannot tell) is worth an SSH attempt; False is not
-        running = info.get("running") is not False
-        topo = None if no_topology else collect(env, running)
-        pictures = [(env.settings.name, info, topo, graph)]
-        json_topology = topo.to_dict() if topo and running else None
+    views = collect_views(env, info, graph, read=not no_topology)
     written = []
-    for _, view_info, topo, path in pictures:
-        if path is not None:
-            write_graph(to_dot(view_info, topo), path)
-            written.append(path)
+    for view in views:
+        if view.graph is not None:
+            write_graph(to_dot(view.info, view.topology), view.graph)
+            written.append(view.graph)
     if as_json:
-        info["topology"] = json_topology
+        info["topology"] = json_topology(info, views)
         click.echo(json.dumps(info, indent=2))
         return
     if no_topology:
@@ -241,33 +233,10 @@ def status(ctx: click.Context, as_json: bool, graph: Path | None, no_topology: b
             click.echo(f"{key:>20}: {value}")
         return
     width = min(shutil.get_terminal_size((100, 24)).columns, 120)
-    for _, view_info, topo, _ in pictures:
-        click.echo(render_text(view_info, topo, width=width, color=sys.stdout.isatty()), nl=False)
+    for view in views:
+        click.echo(render_text(view.info, view.topology, width=width, color=sys.stdout.isatty()), nl=False)
     for path in written:
         click.echo(f"graph: {path}")
-
-
-def _lab_pictures(env, info: dict, graph: Path | None, no_topology: bool) -> list[tuple]:
-    """(host, its status, its topology, its graph file) for each selected lab host; topologies are
-    read in parallel, one SSH session per host; graphs go to one file per host: NAME-HOST.svg."""
-    from concurrent.futures import ThreadPoolExecutor
-    from types import SimpleNamespace
-
-    from .providers.ssh import SshProvider
-    from .topology import collect
-
-    lab = env.provider.lab()
-    views = [SimpleNamespace(settings=host.settings,
-                             provider=SshProvider(env.settings, env.state, limit=host.name)) for host in lab]
-    topologies = [None] * len(lab)
-    if not no_topology:
-        with ThreadPoolExecutor(max_workers=max(1, env.settings.lab.parallel)) as pool:
-            topologies = list(pool.map(lambda view: collect(view, True), views))
-    return [(h.name,
-             {**info, "name": f"{info['name']}/{h.name}", "hosts": [e for e in info["hosts"] if e["name"] == h.name]},
-             topo,
-             graph.with_name(f"{graph.stem}-{h.name}{graph.suffix}") if graph is not None else None)
-            for h, topo in zip(lab, topologies)]
 
 
 @cli.command(context_settings={"ignore_unknown_options": True})
@@ -349,10 +318,9 @@ def _dom0_shell(ctx: click.Context):
 def unikernel_run(ctx: click.Context, app: str, name: str | None, memory: int, count: int,
                   autostart: bool, as_json: bool) -> None:
     """Build APP on the dom0, boot it on the bridge and wait for its DHCP lease."""
-    import statistics
     import time
 
-    from .domus import mac_for, name_problem, run_apps
+    from .domus import name_problem, run_apps, run_hints, run_summary
     from .report import Report
     from .settings import lease_seconds
 
@@ -369,37 +337,12 @@ def unikernel_run(ctx: click.Context, app: str, name: str | None, memory: int, c
                           autostart=autostart)
     total_s = round(time.monotonic() - t0, 1)
     failed = {n: b for n, b in booted.items() if b.error}
-    leases = [b.create_to_lease_s for b in booted.values() if b.create_to_lease_s is not None]
     if as_json:
-        click.echo(json.dumps({
-            "domus": [{"name": n, "mac": mac_for(n), "ip": booted[n].ip, "xl_create_s": booted[n].create_s,
-                       "create_to_lease_s": booted[n].create_to_lease_s, "error": booted[n].error}
-                      for n in names],
-            "total_s": total_s,
-            "create_to_lease_median_s": statistics.median(leases) if leases else None,
-            "create_to_lease_worst_s": max(leases) if leases else None,
-        }, indent=2))
+        click.echo(json.dumps(run_summary(names, booted, total_s), indent=2))
     else:
-        ns = env.provider.status().get("host_only_namespace")
-        port = {"auth": ":8088/login?user=alice&password=wonderland", "www": "/"}.get(app)
-        for n in names:
-            b = booted[n]
-            if b.error:
-                continue
-            if b.ip is None:  # a vchan app: no network
-                click.echo(f"{n} is up (vchan); talk to it: mirage-env vchan {n} [--send TEXT]")
-                continue
-            click.echo(f"{n} is up at {b.ip} (xl create → lease {b.create_to_lease_s}s)")
-            if ns and port and count == 1:
-                click.echo(f"try: ip netns exec {ns} curl 'http://{b.ip}{port}'")
-        if count > 1 and leases:
-            click.echo(f"{len(leases)} of {count} up in {total_s}s; xl create → lease median "
-                       f"{statistics.median(leases)}s, worst {max(leases)}s")
-        if autostart and len(failed) < count:
-            click.echo("they boot with the dom0 (xendomains); `unikernel stop` ends that too")
-        if len(failed) < count:
-            click.echo(f"console: mirage-env unikernel logs NAME; stop: mirage-env unikernel stop "
-                       f"{' '.join(n for n in names if n not in failed)}")
+        namespace = env.provider.status().get("host_only_namespace")
+        for line in run_hints(app, names, booted, total_s, autostart, namespace):
+            click.echo(line)
     if failed:
         for n, b in failed.items():
             click.secho(f"error: {b.error}" + (f"\n{b.console_tail}" if b.console_tail else ""), fg="red", err=True)

@@ -91,7 +91,7 @@ def test_the_installed_package_is_used_and_carries_the_project(installed):
 
 
 def test_the_installed_cli_builds_the_bundled_unikernel(installed):
-    require("make", "clang")
+    require(shutil.which("make") is not None and shutil.which("clang") is not None, "needs make and clang")
     venv, work, env = installed
     out = run(venv / "bin" / "mirage-env", "unikernel", "build", "--app", "auth", "--target", "host",
               "--out", work / "out", cwd=work, env=env)
