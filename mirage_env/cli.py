@@ -245,10 +245,7 @@ def status(ctx: click.Context, as_json: bool, graph: Path | None, no_topology: b
 def ssh(ctx: click.Context, command: tuple[str, ...]) -> None:
     """Open a shell on the dom0 (or run COMMAND there)."""
     env = _open_env(ctx)
-    target = env.provider.ssh_target()
-    config = env.state.path("ssh_config")
-    alias = f"mirage-{env.settings.name}"
-    config.write_text(target.ssh_config(alias, env.state.path("known_hosts")))
+    config, alias = env.state.write_ssh_config(env.provider.ssh_target())
     os.execvp("ssh", ["ssh", "-F", str(config), alias, *command])
 
 
@@ -410,9 +407,7 @@ def vchan(ctx: click.Context, domain: str, text: str | None, path: str | None) -
         click.echo(vchan_send(client, domain, text, path))
         return
     command = client_command(client, domain, path)
-    config = env.state.path("ssh_config")
-    alias = f"mirage-{env.settings.name}"
-    config.write_text(env.provider.ssh_target().ssh_config(alias, env.state.path("known_hosts")))
+    config, alias = env.state.write_ssh_config(env.provider.ssh_target())
     click.echo("type lines; the unikernel answers each one. Ctrl-D ends.", err=True)
     os.execvp("ssh", ["ssh", "-F", str(config), "-t", alias, command])
 
