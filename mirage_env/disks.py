@@ -18,14 +18,17 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from .paths import UNIKERNEL_DIR
+from .errors import EXIT_BAD_INPUT, MirageEnvError
 
 FORMATS = ("fat", "tar")
 MAX_DISKS = 25  # xvdb..xvdz
 MKDISK = UNIKERNEL_DIR / "tools" / "mkdisk.py"
 
 
-class DiskError(ValueError):
+class DiskError(MirageEnvError, ValueError):
     """A --disk value that cannot work; the message names it and the fix."""
+
+    exit_code = EXIT_BAD_INPUT
 
 
 @dataclass(frozen=True)

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import hashlib
 import shlex
+import statistics
 from dataclasses import dataclass
 
 from .dom0 import dnsmasq, xl
@@ -16,6 +17,8 @@ from .dom0.names import name_problem
 from .dom0.paths import AUTO_DIR, LEASE_FILE, SRC, UNIKERNEL_OUT as OUT, autostart_link, console_log, xl_config
 from .dom0.xl import DomU, list_domus
 from .dom0.xlconfig import render_xl_config
+from . import registry
+from .errors import MirageEnvError
 
 __all__ = ["DomU", "list_domus", "name_problem", "DomUError", "mac_for", "build", "write_config",
            "run_apps", "run_app", "logs", "stop", "parse_stop_output"]
@@ -23,7 +26,7 @@ __all__ = ["DomU", "list_domus", "name_problem", "DomUError", "mac_for", "build"
 CONSOLE_READY = {"echo": "vchan: server on"}
 
 
-class DomUError(Exception):
+class DomUError(MirageEnvError):
     """Something the user can act on; the message says what."""
 
 
@@ -81,6 +84,62 @@ def run_apps(sh, app: str, names: list[str], memory_mb: int, bridge: str, lease_
 def run_app(sh, app: str, name: str, memory_mb: int, bridge: str, lease_s: int, report,
             timeout: float = 120) -> Booted:
     return run_apps(sh, app, [name], memory_mb, bridge, lease_s, report, timeout=timeout)[name]
+
+
+def _lease_seconds(booted: dict[str, Booted]) -> list[float]:
+    return [b.create_to_lease_s for b in booted.values() if b.create_to_lease_s is not None]
+
+
+def run_summary(names: list[str], booted: dict[str, Booted], total_s: float) -> dict:
+    """`unikernel run --json`: each domU and the spread of its xl create → lease times."""
+    leases = _lease_seconds(booted)
+    return {
+        "domus": [{"name": n, "mac": mac_for(n), "ip": booted[n].ip, "xl_create_s": booted[n].create_s,
+                   "create_to_lease_s": booted[n].create_to_lease_s, "error": booted[n].error}
+                  for n in names],
+        "total_s": total_s,
+        "create_to_lease_median_s": statistics.median(leases) if leases else None,
+        "create_to_lease_worst_s": max(leases) if leases else None,
+    }
+
+
+# what to open on an app that serves HTTP (its port comes from the registry)
+TRY_PATH = {"auth": "/login?user=alice&password=wonderland", "www": "/"}
+
+
+def try_url(app: str, ip: str) -> str | None:
+    port = registry.apps()[app].port if app in registry.apps() else 0
+    if app not in TRY_PATH or not port:
+        return None
+    return f"http://{ip}{'' if port == 80 else f':{port}'}{TRY_PATH[app]}"
+
+
+def run_hints(app: str, names: list[str], booted: dict[str, Booted], total_s: float, autostart: bool,
+              namespace: str | None) -> list[str]:
+    """`unikernel run`'s lines for a person: where each domU is and what to do next."""
+    lines = []
+    failed = {n for n, b in booted.items() if b.error}
+    leases = _lease_seconds(booted)
+    for n in names:
+        b = booted[n]
+        if b.error:
+            continue
+        if b.ip is None:  # a vchan app: no network
+            lines.append(f"{n} is up (vchan); talk to it: mirage-env vchan {n} [--send TEXT]")
+            continue
+        lines.append(f"{n} is up at {b.ip} (xl create → lease {b.create_to_lease_s}s)")
+        url = try_url(app, b.ip)
+        if namespace and url and len(names) == 1:
+            lines.append(f"try: ip netns exec {namespace} curl '{url}'")
+    if len(names) > 1 and leases:
+        lines.append(f"{len(leases)} of {len(names)} up in {total_s}s; xl create → lease median "
+                     f"{statistics.median(leases)}s, worst {max(leases)}s")
+    if len(failed) < len(names):
+        if autostart:
+            lines.append("they boot with the dom0 (xendomains); `unikernel stop` ends that too")
+        lines.append(f"console: mirage-env unikernel logs NAME; stop: mirage-env unikernel stop "
+                     f"{' '.join(n for n in names if n not in failed)}")
+    return lines
 
 
 def logs(sh, name: str) -> str:

@@ -28,11 +28,15 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+from .errors import EXIT_BAD_INPUT, MirageEnvError
+
 BUFFER = 65536
 
 
-class PublishError(ValueError):
+class PublishError(MirageEnvError, ValueError):
     """A --publish value that cannot work; the message names it and the fix."""
+
+    exit_code = EXIT_BAD_INPUT
 
 
 @dataclass(frozen=True)

@@ -14,6 +14,8 @@ import struct
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from .errors import EXIT_BAD_INPUT, MirageEnvError
+
 XEN_ELFNOTE_ENTRY = 1
 XEN_ELFNOTE_GUEST_OS = 6
 XEN_ELFNOTE_PHYS32_ENTRY = 18
@@ -25,8 +27,10 @@ EM_386, EM_X86_64 = 3, 62
 MAX_KERNEL_BYTES = 512 << 20  # a unikernel is KiB to a few MiB; Linux ~10 MiB
 
 
-class KernelError(ValueError):
+class KernelError(MirageEnvError, ValueError):
     """The file cannot be booted as a Xen guest; the message names the file and the fix."""
+
+    exit_code = EXIT_BAD_INPUT
 
 
 @dataclass

@@ -28,6 +28,7 @@ from .dom0.dnsmasq import (exhausted_message, fresh_lease, lease_expiry, leased_
                            refused_macs)
 from .dom0.paths import AUTO_DIR, LEASE_FILE, autostart_link, console_log, xl_config
 from .domus import DomUError, mac_for
+from .errors import EXIT_BAD_INPUT
 
 KERNELS = "/var/lib/mirage-env/kernels"
 DISKS = "/var/lib/mirage-env/disks"
@@ -40,6 +41,8 @@ HOSTNAME_RE = re.compile(r"^[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?$")
 
 class BadInput(DomUError):
     """A value of the command that cannot work here (exit 2); nothing was changed."""
+
+    exit_code = EXIT_BAD_INPUT
 
 
 @dataclass

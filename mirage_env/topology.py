@@ -251,7 +251,7 @@ def collect(env, running: bool) -> Topology:
     host_json, host_error = None, None
     try:
         # a lab host has no separate host side: its "host" probes run on the dom0 itself
-        if not getattr(env.provider, "host_side_is_dom0", False):
+        if env.provider.host_side:
             proc = env.provider.host_exec("ip", "-j", "addr", timeout=20)
             if proc.returncode == 0:
                 host_json = proc.stdout
@@ -267,6 +267,49 @@ def collect(env, running: bool) -> Topology:
     topo = build(expected, host_json, dom0_out, host_error, dom0_error)
     topo.collect_s = timings
     return topo
+
+
+@dataclass
+class View:
+    """One picture of `status`: the environment's machine, or one lab host."""
+    name: str
+    info: dict  # the provider's status, narrowed to this host for a lab
+    topology: Topology | None  # None: not read (--no-topology)
+    graph: object = None  # the graph file to draw it to (a Path), if any
+
+
+def collect_views(env, info: dict, graph=None, read: bool = True) -> list[View]:
+    """What `status` shows: one view of the machine, or one per selected lab host (topologies
+    read in parallel, one SSH session per host; graphs to one file per host: NAME-HOST.svg)."""
+    if info.get("provider") != "ssh":
+        # running None (the provider cannot tell) is worth an SSH attempt; False is not
+        return [View(env.settings.name, info, collect(env, info.get("running") is not False) if read else None,
+                     graph)]
+    from concurrent.futures import ThreadPoolExecutor
+    from types import SimpleNamespace
+
+    from .providers.ssh import SshProvider
+
+    lab = env.provider.lab()
+    hosts = [SimpleNamespace(settings=host.settings,
+                             provider=SshProvider(env.settings, env.state, limit=host.name)) for host in lab]
+    topologies = [None] * len(lab)
+    if read:
+        with ThreadPoolExecutor(max_workers=max(1, env.settings.lab.parallel)) as pool:
+            topologies = list(pool.map(lambda host: collect(host, True), hosts))
+    return [View(h.name,
+                 {**info, "name": f"{info['name']}/{h.name}", "hosts": [e for e in info["hosts"] if e["name"] == h.name]},
+                 topo,
+                 graph.with_name(f"{graph.stem}-{h.name}{graph.suffix}") if graph is not None else None)
+            for h, topo in zip(lab, topologies)]
+
+
+def json_topology(info: dict, views: list[View]) -> dict | None:
+    """`status --json`'s `topology`: the machine's, or {host: its topology} for a lab."""
+    if info.get("provider") == "ssh":
+        return {v.name: v.topology.to_dict() for v in views if v.topology} or None
+    topo = views[0].topology
+    return topo.to_dict() if topo and info.get("running") is not False else None
 
 
 def collect_dom0(provider, timings: dict | None = None) -> tuple[str | None, str | None]:

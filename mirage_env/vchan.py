@@ -28,6 +28,7 @@ from .dom0.names import name_problem
 from .dom0.paths import TOOLS_DIR
 from .paths import UNIKERNEL_DIR
 from . import sshclient
+from .errors import MirageEnvError
 
 CLIENT_SRC = UNIKERNEL_DIR / "tools" / "vchan_client.c"
 REMOTE_DIR = TOOLS_DIR
@@ -36,7 +37,7 @@ _PATH = re.compile(r"^/[A-Za-z0-9_./-]{1,39}$")  # libxenvchan's 64-byte key buf
 MAX_TEXT = 4000
 
 
-class VchanError(RuntimeError):
+class VchanError(MirageEnvError, RuntimeError):
     """The helper could not be built, the domain or its vchan was not found, or the echo failed."""
 
 

@@ -12,6 +12,7 @@ import ipaddress
 import re
 
 from .names import NAME_RULE, name_problem
+from ..errors import MirageEnvError
 
 _BRIDGE = re.compile(r"^[A-Za-z0-9_.-]{1,15}$")  # Linux IFNAMSIZ - 1
 _CMDWORD = re.compile(r"^[A-Za-z0-9_.=/:-]{1,128}$")
@@ -26,7 +27,7 @@ ON_CRASH = ("destroy", "preserve", "restart", "coredump-destroy")
 MAX_MEMORY_MB = 1 << 20
 
 
-class XlConfigError(ValueError):
+class XlConfigError(MirageEnvError, ValueError):
     """A value that would make a broken or unsafe xl config."""
 
 

@@ -62,3 +62,29 @@ def test_usable_names(name):
 @pytest.mark.parametrize("name", ["", "-a", "a b", "../../etc/passwd", "a..b", "x" * (MAX_NAME_LEN + 1), "é"])
 def test_unusable_names_say_the_rule(name):
     assert f"at most {MAX_NAME_LEN} characters" in name_problem(name)
+
+
+# Recorded on the dev dom0 (Xen 4.17): list_domus's one command with two auth domUs running, and
+# `xl list -l NAME; echo @@net; xl network-list NAME` of a domU whose config gave no MAC
+RECORDED = DATA / "dom0"
+
+
+def test_list_domus_output_gives_names_macs_and_leases():
+    table, _, rest = (RECORDED / "list-domus.txt").read_text().partition("@@long")
+    long_json, _, leases = rest.partition("@@leases")
+    domus = xl.with_addresses(xl.parse_xl_list(table), xl.parse_xl_list_long(long_json), leases)
+    assert [(d.name, d.domid, d.memory_mb, d.mac, d.ip) for d in domus] == [
+        ("kvdisk-auth", 16, 4, "00:16:3e:06:7d:82", "192.168.56.193"),
+        ("house-auth", 17, 4, "00:16:3e:2d:5c:17", "192.168.56.191")]
+    assert xl.parse_xl_list_long(long_json)[0] == []  # Domain-0 has no vif
+
+
+def test_xl_list_long_has_the_mac_xl_picked_for_a_config_without_one():
+    long_json, _, net = (RECORDED / "xl-list-l-random-mac.txt").read_text().partition("@@net")
+    assert xl.parse_xl_list_long(long_json) == {20: ["00:16:3e:73:66:69"]}
+    assert xl.parse_network_list(net) == ["00:16:3e:73:66:69"]  # the vif xl network-list shows
+
+
+def test_xl_list_long_without_json_gives_nothing():
+    assert xl.parse_xl_list_long("libxl: error: cannot connect to xenstored") == {}
+    assert xl.parse_xl_list_long("[ {\"domid\": 3, \"config\": ") == {}
