@@ -360,7 +360,11 @@ def _run_one(ctx, kernel, app, guest_type, name, memory, cmdline, disks, disk_fo
     from .report import Report
     from .settings import lease_seconds
 
+    from .domus import name_problem
+
     name = name or (f"mirage-{app}" if app else kernel.stem.replace("_", "-")[:60])
+    if problem := name_problem(name):  # before the environment is even opened
+        _fail(f"--name: {problem}. Fix: e.g. --name my-auth", EXIT_BAD_INPUT)
     req = launch.Request(name, kernel, app, guest_type, memory, cmdline, disks, disk_format, publish, autostart)
     env = _open_env(ctx)
     report = Report("unikernel run")
