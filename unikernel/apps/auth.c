@@ -5,7 +5,8 @@
  *     401 "Invalid login\n"  it does not
  *     401 "No user given\n"  a parameter is missing
  *
- * The store (appdata.py) holds per user "user/<name>" -> iterations (BE32)
+ * The store (pack_data.py, or the disk from tools/mkdisk.py) holds per user
+ * "user/<name>" -> iterations (BE32)
  * || salt[16] || PBKDF2-HMAC-SHA256(password, salt, iterations)[32].
  * Unknown users cost the same PBKDF2 as known ones, the final compare is
  * constant time, and no password is ever printed.
@@ -152,7 +153,7 @@ static void handle(const struct http_req *req, struct http_resp *rs)
 void app_main(void)
 {
 	plat_random(boot_key, sizeof(boot_key));
-	printk("auth: %zu users, HTTP on port %d\n", kv_count, AUTH_PORT);
+	printk("auth: %zu users, HTTP on port %d\n", kv_init(), AUTH_PORT);
 	if (http_serve(AUTH_PORT, handle) < 0) {
 		printk("auth: cannot listen on %d\n", AUTH_PORT);
 		return;
