@@ -152,11 +152,38 @@ static int fat_next(uint32_t c, uint32_t *nx)
 	return 0;
 }
 
+/* Brent's cycle check on a chain: remember the cluster met at every
+ * power-of-two step; meeting it again means the chain loops. A loop is
+ * found within about twice its length, in O(1) memory. */
+struct chain {
+	uint32_t saved, steps, power;
+};
+
+static void chain_start(struct chain *ch, uint32_t first)
+{
+	ch->saved = first;
+	ch->steps = 0;
+	ch->power = 1;
+}
+
+static bool chain_loops(struct chain *ch, uint32_t c)
+{
+	if (c == ch->saved)
+		return true;
+	if (++ch->steps == ch->power && ch->power < 0x80000000u) {
+		ch->saved = c;
+		ch->power *= 2;
+		ch->steps = 0;
+	}
+	return false;
+}
+
 /* A directory being read: the fixed root (clus 0, FAT12/16) or a chain. */
 struct fat_dir {
 	uint32_t clus;
 	uint32_t idx;	/* next entry in the root or in this cluster */
 	uint32_t hops;	/* clusters followed: bounded by nclus */
+	struct chain ch;
 };
 
 struct fat_dent {
@@ -172,6 +199,7 @@ static void dir_open(struct fat_dir *d, uint32_t clus)
 	d->clus = clus;
 	d->idx = 0;
 	d->hops = 0;
+	chain_start(&d->ch, clus);
 }
 
 static const uint8_t lfn_pos[13] = { 1, 3, 5, 7, 9, 14, 16, 18, 20, 22, 24,
@@ -261,7 +289,8 @@ static int dir_next(struct fat_dir *d, struct fat_dent *de)
 					return -1;
 				if (nx == EOC)
 					return 0;
-				if (++d->hops >= fs.nclus)
+				if (++d->hops >= fs.nclus ||
+				    chain_loops(&d->ch, nx))
 					return -1;	/* a cycle */
 				d->clus = nx;
 				d->idx = 0;
@@ -357,16 +386,19 @@ int fat_read(const struct disk_file *f, void *buf)
 {
 	uint8_t *p = buf;
 	uint32_t c = f->clus, left = f->size;
+	struct chain ch;
 
-	/* The size bounds the walk: at most size / clus_bytes + 1 steps. */
+	/* The size bounds the walk (size / clus_bytes + 1 steps); a loop
+	 * inside that is corruption too. */
+	chain_start(&ch, c);
 	while (left) {
 		uint32_t k = MIN(left, fs.clus_bytes);
 		if (!clus_ok(c) || disk_read(clus_off(c), p, k))
 			return -1;
 		p += k;
 		left -= k;
-		if (left && (fat_next(c, &c) || c == EOC))
-			return -1;	/* chain shorter than the size */
+		if (left && (fat_next(c, &c) || c == EOC || chain_loops(&ch, c)))
+			return -1;	/* chain shorter than the size, or a loop */
 	}
 	return 0;
 }

@@ -255,7 +255,8 @@ long tar_count(void)
 	long n = 0;
 	int r;
 
+	/* A bad header ends the archive: the entries before it count. */
 	while ((r = tar_next(&pos, &e)) > 0)
 		n++;
-	return r < 0 ? -1 : n;
+	return n;
 }
