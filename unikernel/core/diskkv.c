@@ -186,6 +186,7 @@ size_t kv_init(void)
 	kv_disk_get = disk_get;
 	src = SRC_NONE;
 	nslots = arena_used = 0;
+	full_said = false;
 	sec_cached = UINT64_MAX;
 	if (ss < 512 || ss > DISK_SECTOR_MAX || (ss & (ss - 1)) ||
 	    sectors > UINT64_MAX / ss) {
