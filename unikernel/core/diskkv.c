@@ -24,6 +24,7 @@
 #ifndef DISKKV_ARENA
 #define DISKKV_ARENA (256 * 1024)
 #endif
+#define DISK_BYTES_MAX (1ull << 44)	/* 16 TiB */
 #ifndef DISKKV_SLOTS
 #define DISKKV_SLOTS 64
 #endif
@@ -188,9 +189,11 @@ size_t kv_init(void)
 	nslots = arena_used = 0;
 	full_said = false;
 	sec_cached = UINT64_MAX;
+	/* The size bound keeps every offset sum below 2^64 (tar: pos + size). */
 	if (ss < 512 || ss > DISK_SECTOR_MAX || (ss & (ss - 1)) ||
-	    sectors > UINT64_MAX / ss) {
-		printk("kv: disk sector size %u unsupported: serving nothing\n",
+	    sectors > DISK_BYTES_MAX / ss) {
+		printk("kv: disk of %llu sectors of %u bytes unsupported: "
+		       "serving nothing\n", (unsigned long long)sectors,
 		       (unsigned)ss);
 		return 0;
 	}
