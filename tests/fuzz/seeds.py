@@ -177,7 +177,9 @@ def disk_seeds() -> dict[str, bytes]:
         for rel, body in files.items():
             (src / rel).parent.mkdir(parents=True, exist_ok=True)
             (src / rel).write_bytes(body)
-        for name, args, kib in (("fat12", ["-F", "12", "-s", "1"], 128), ("fat16", ["-F", "16", "-s", "1"], 2200)):
+        # FAT32 with one FAT: ~280 KB of seed (its FAT alone is 256 KB, mostly zeros)
+        for name, args, kib in (("fat12", ["-F", "12", "-s", "1"], 128), ("fat16", ["-F", "16", "-s", "1"], 2200),
+                                ("fat32", ["-F", "32", "-s", "1", "-f", "1"], 33500)):
             img = Path(tmp) / f"{name}.img"
             subprocess.run([mkfs, "-C", *args, str(img), str(kib)], check=True, capture_output=True)
             for d in ("css", "sub", "sub/deeper", "user", "many", "big"):
