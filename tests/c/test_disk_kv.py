@@ -95,7 +95,8 @@ def make_tree(d: Path) -> dict[str, bytes]:
         files[f"types/x{ext}"] = ext.encode()
     files["types/y.HTML"] = b"upper-case extension"
     files["types/noext"] = b"none"
-    files["types/.hidden"] = b"dot file"
+    for odd in (".hidden", "..html", ".a.html", "a..html", "b.tar.gz"):
+        files[f"types/{odd}"] = odd.encode()
     for rel, body in files.items():
         p = d / rel
         p.parent.mkdir(parents=True, exist_ok=True)
@@ -231,6 +232,27 @@ def test_auth_records_on_disk(disk_check, tmp_path, monkeypatch, fmt):
     rec = get(disk_check, img, "user/ann")["user/ann"][0]
     it, salt, dk = struct.unpack(">I16s32s", rec)
     assert it == 1000 and dk == hashlib.pbkdf2_hmac("sha256", b"correct horse battery", salt, 1000)
+
+
+def test_store_limits(disk_check, tmp_path):
+    """The store keeps 256 files and 256 KiB (values and keys): past that a file is not served,
+    said once on the console; what it kept stays served."""
+    d = tmp_path / "d"
+    (d / "f").mkdir(parents=True)
+    for i in range(300):
+        (d / "f" / f"{i:03d}.txt").write_text(str(i))
+    (d / "big1.bin").write_bytes(b"1" * 200_000)
+    (d / "big2.bin").write_bytes(b"2" * 100_000)
+    img = mkdisk.make_disk("tar", "none", d, tmp_path / "d.tar")
+    keys = [f"f/{i:03d}.txt" for i in range(300)]
+    r = run(disk_check, img, "walk", stdin="\n".join(keys + keys[:3]) + "\n")
+    lines = r.stdout.splitlines()[1:]
+    assert sum(not line.endswith("missing") for line in lines) == 256 + 3
+    assert lines[256].endswith("missing") and r.stderr.count("no room") == 1
+    r = run(disk_check, img, "walk", stdin="big1.bin\nbig2.bin\nf/000.txt\nbig1.bin\n")
+    got = r.stdout.splitlines()[1:]
+    assert not got[0].endswith("missing") and got[1].endswith("missing")
+    assert not got[2].endswith("missing") and not got[3].endswith("missing")
 
 
 def test_no_disk_is_the_compiled_in_table(disk_check):

@@ -12,8 +12,9 @@
  * The disk is read-only and its files never change, so a file is read
  * whole on its first lookup and kept: the HTTP server sends bodies from
  * the pointer kv_get() returns, possibly long after the request, so that
- * memory must stay put. DISKKV_ARENA bounds the bytes kept, DISKKV_SLOTS
- * the files; a file that no longer fits is not served (and said so once).
+ * memory must stay put. DISKKV_ARENA bounds the bytes kept (values and
+ * keys), DISKKV_SLOTS the files; a file that no longer fits is not served
+ * (and said so once).
  * Lookups of missing keys read the directory (FAT) or the headers (tar)
  * every time; they are not cached.
  */
@@ -26,7 +27,7 @@
 #endif
 #define DISK_BYTES_MAX (1ull << 44)	/* 16 TiB */
 #ifndef DISKKV_SLOTS
-#define DISKKV_SLOTS 64
+#define DISKKV_SLOTS 256
 #endif
 
 struct disk_geom disk_geom;
@@ -93,16 +94,16 @@ static const struct {
 
 const char *content_type(const char *name, size_t n)
 {
-	size_t dot = n, i, k;
+	size_t dot = n, base, i, k;
 
-	for (i = n; i > 0 && name[i - 1] != '/'; i--) {
-		if (name[i - 1] == '.') {
-			dot = i - 1;
-			break;
-		}
-	}
-	/* Python's splitext: a leading dot (".profile") is no extension */
-	if (dot == n || dot == 0 || name[dot - 1] == '/')
+	for (base = n; base > 0 && name[base - 1] != '/'; base--)
+		if (name[base - 1] == '.' && dot == n)
+			dot = base - 1;
+	/* Python's splitext: dots leading the name (".profile") start no
+	 * extension */
+	for (i = base; i < dot && name[i] == '.'; i++)
+		;
+	if (i == dot)
 		return "application/octet-stream";
 	for (k = 0; k < ARRAY_SIZE(ctypes); k++) {
 		const char *e = ctypes[k].ext;
@@ -124,8 +125,7 @@ const char *content_type(const char *name, size_t n)
 
 enum { SRC_TABLE, SRC_FAT, SRC_TAR, SRC_NONE };
 static int src = SRC_TABLE;
-static struct kv_entry slots[DISKKV_SLOTS];
-static char slot_keys[DISKKV_SLOTS][DISK_NAME_MAX + 1];
+static struct kv_entry slots[DISKKV_SLOTS];	/* key and value in arena */
 static size_t nslots;
 static uint8_t arena[DISKKV_ARENA];
 static size_t arena_used;
@@ -145,13 +145,14 @@ static const struct kv_entry *disk_get(const char *key, size_t keylen)
 	if (keylen == 0 || keylen > DISK_NAME_MAX || src == SRC_NONE)
 		return NULL;
 	for (i = 0; i < nslots; i++)
-		if (slots[i].keylen == keylen && !memcmp(slot_keys[i], key, keylen))
+		if (slots[i].keylen == keylen && !memcmp(slots[i].key, key, keylen))
 			return &slots[i];
 	r = src == SRC_FAT ? fat_lookup(key, keylen, &f) :
 			     tar_lookup(key, keylen, &f);
 	if (r <= 0)
 		return NULL;
-	if (nslots == DISKKV_SLOTS || f.size > sizeof(arena) - arena_used) {
+	if (nslots == DISKKV_SLOTS ||
+	    f.size + keylen > sizeof(arena) - arena_used) {
 		if (!full_said)
 			printk("kv: %u files, %u bytes kept: no room for %u more\n",
 			       (unsigned)nslots, (unsigned)arena_used,
@@ -163,13 +164,13 @@ static const struct kv_entry *disk_get(const char *key, size_t keylen)
 			      tar_read(&f, arena + arena_used)) < 0)
 		return NULL;
 	e = &slots[nslots];
-	memcpy(slot_keys[nslots], key, keylen);
-	e->key = slot_keys[nslots];
-	e->keylen = keylen;
 	e->val = arena + arena_used;
 	e->vallen = f.size;
+	memcpy(arena + arena_used + f.size, key, keylen);
+	e->key = (const char *)arena + arena_used + f.size;
+	e->keylen = keylen;
 	e->meta = content_type(key, keylen);
-	arena_used += f.size;
+	arena_used += f.size + keylen;
 	nslots++;
 	return e;
 }
