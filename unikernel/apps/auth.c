@@ -5,8 +5,7 @@
  *     401 "Invalid login\n"  it does not
  *     401 "No user given\n"  a parameter is missing
  *
- * The store (pack_data.py, or the disk from tools/mkdisk.py) holds per user
- * "user/<name>" -> iterations (BE32)
+ * The store (appdata.py) holds per user "user/<name>" -> iterations (BE32)
  * || salt[16] || PBKDF2-HMAC-SHA256(password, salt, iterations)[32].
  * Unknown users cost the same PBKDF2 as known ones, the final compare is
  * constant time, and no password is ever printed.

@@ -1,6 +1,7 @@
 /*
  * www - serves the bundled directory (appdata.py, key "/<path>", meta the
- * content type), or the files of the attached disk, on port 80; "/" and "dir/" map to index.html.
+ * content type), or the files of the attached disk (kv_init), on port 80;
+ * "/" and "dir/" map to index.html.
  */
 #include "../core/app.h"
 #include "../core/http.h"
