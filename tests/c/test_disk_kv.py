@@ -212,6 +212,18 @@ def test_fat_by_hand_with_fragmented_file(disk_check, tmp_path):
     assert got["a.bin"] is None  # deleted
 
 
+def test_fat_with_4096_byte_sectors(disk_check, tmp_path):
+    """mkfs.fat -S 4096 (a logical sector of 4 KiB on a disk read in 512-byte sectors)."""
+    mkfs, mcopy, mmd = need("mkfs.fat"), need("mcopy"), need("mmd")
+    img = tmp_path / "s4k.img"
+    subprocess.run([mkfs, "-S", "4096", "-s", "1", "-C", str(img), "2048"], check=True, capture_output=True)
+    body = os.urandom(20_000)
+    (tmp_path / "Some Long Name.bin").write_bytes(body)
+    subprocess.run([mmd, "-i", str(img), "::/sub"], check=True, env=MTOOLS_ENV)
+    subprocess.run([mcopy, "-i", str(img), str(tmp_path / "Some Long Name.bin"), "::/sub/"], check=True, env=MTOOLS_ENV)
+    assert get(disk_check, img, "sub/Some Long Name.bin")["sub/Some Long Name.bin"][0] == body
+
+
 @pytest.mark.parametrize("fmt", ["fat", "tar"])
 def test_auth_records_on_disk(disk_check, tmp_path, monkeypatch, fmt):
     if fmt == "fat":
