@@ -78,6 +78,7 @@ def main() -> int:
         results.append({"run": i + 1, "ok": ok, "command_to_200_s": total, "type": out.get("type"),
                         "copied": out.get("copied"), "xl_create_s": out.get("xl_create_s"),
                         "create_to_lease_s": out.get("create_to_lease_s"), "cli_total_s": out.get("total_s"),
+                        "phases": out.get("phases"),
                         "error": out.get("error") or (proc.stderr.strip()[-300:] if proc.returncode else None)})
     cli(base, "unikernel", "stop", args.name)
     if args.json:
@@ -86,7 +87,7 @@ def main() -> int:
         for r in results:
             print(f"run {r['run']}: {'200' if r['ok'] else 'FAILED'} after {r['command_to_200_s']}s "
                   f"({r['type']}, copied {len(r['copied'] or [])} file(s), xl create {r['xl_create_s']}s, "
-                  f"create→lease {r['create_to_lease_s']}s){'  ' + r['error'] if r['error'] else ''}")
+                  f"create→lease {r['create_to_lease_s']}s; {r['phases']}){'  ' + r['error'] if r['error'] else ''}")
     return 0 if all(r["ok"] for r in results) else 1
 
 

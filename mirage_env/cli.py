@@ -356,11 +356,12 @@ def _console_apps() -> set[str]:
 def _run_one(ctx, kernel, app, guest_type, name, memory, cmdline, disks, disk_format, publish, autostart,
              as_json) -> None:
     """One unikernel, any kernel: checked, copied by content, booted, published."""
+    import time
+
     from . import launch
+    from .domus import name_problem
     from .report import Report
     from .settings import lease_seconds
-
-    from .domus import name_problem
 
     name = name or (f"mirage-{app}" if app else kernel.stem.replace("_", "-")[:60])
     if problem := name_problem(name):  # before the environment is even opened
@@ -371,10 +372,13 @@ def _run_one(ctx, kernel, app, guest_type, name, memory, cmdline, disks, disk_fo
     # local checks first: a bad kernel, disk or port is refused (exit 2) before the dom0 is touched
     with report.stage(f"check {name}"):
         checked = launch.check_locally(req, env.state, env.state.path("build"), report)
+    t0 = time.monotonic()
     _, sh = _dom0_shell(ctx)
+    connect_s = round(time.monotonic() - t0, 1)
     with report.stage(f"run {name}"):
         result = launch.run(env, ctx.meta["dom0_client"], sh, checked, report,
                             lease_seconds(env.settings.network.lease_time) or 3600)
+    result["phases"] = {"ssh_connect_s": connect_s, **result["phases"]}
     if as_json:
         click.echo(json.dumps({"domus": [result], "total_s": result["total_s"],
                                "create_to_lease_median_s": result["create_to_lease_s"],

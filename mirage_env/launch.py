@@ -71,14 +71,15 @@ def read_dom0(sh, name: str, files: list[str], bridge: str) -> Dom0Facts:
     """One round trip: virt_caps, free memory, whether NAME runs, which FILES exist, DNS setup."""
     tests = " ".join(shlex.quote(f) for f in files) or "/nonexistent"
     # the two xl calls run side by side: each takes seconds on an emulated dom0
-    _, out = sh(f"t=$(mktemp -d); sudo xl info > $t/info 2>/dev/null & "
-                f"sudo xl domid {shlex.quote(name)} > $t/domid 2>/dev/null & wait; "
+    _, out = sh("sudo -n bash -c " + shlex.quote(
+                f"t=$(mktemp -d); xl info > $t/info 2>/dev/null & "
+                f"xl domid {shlex.quote(name)} > $t/domid 2>/dev/null & wait; "
                 f"echo @@info; grep -E '^(virt_caps|free_memory)' $t/info; "
                 f"echo @@running; cat $t/domid; rm -rf $t; "
-                f"echo @@present; for f in {tests}; do sudo test -f \"$f\" && echo \"$f\"; done; "
+                f"echo @@present; for f in {tests}; do test -f \"$f\" && echo \"$f\"; done; "
                 f"echo @@dns; grep -E '^(domain|dhcp-hostsfile|port)=' {DNSMASQ_CONF} 2>/dev/null; "
                 f"echo @@bridge; ip -4 -o addr show dev {shlex.quote(bridge)} 2>/dev/null; "
-                f"echo @@conf; sudo cat {DNSMASQ_CONFS} 2>/dev/null; true")
+                f"echo @@conf; cat {DNSMASQ_CONFS} 2>/dev/null; true"))
     s = _sections(out)
     facts = Dom0Facts()
     for line in s.get("info", []):
@@ -168,10 +169,10 @@ def name_script(facts: Dom0Facts, name: str, mac: str) -> tuple[str, str | None]
     if not facts.domain or not facts.hosts_file or not HOSTNAME_RE.match(name):
         return "", None
     hosts = shlex.quote(facts.hosts_file)
-    script = (f"sudo mkdir -p $(dirname {hosts}) && sudo touch {hosts} && "
-              f"{{ sudo grep -v -i -e '^{mac},' -e ',{name}$' {hosts}; echo {shlex.quote(f'{mac},{name}')}; }} "
-              f"> /tmp/mev-hosts.$$ && sudo install -m 0644 /tmp/mev-hosts.$$ {hosts}; rm -f /tmp/mev-hosts.$$; "
-              "sudo systemctl kill -s HUP dnsmasq\n")
+    script = (f"mkdir -p $(dirname {hosts}) && touch {hosts} && "
+              f"{{ grep -v -i -e '^{mac},' -e ',{name}$' {hosts}; echo {shlex.quote(f'{mac},{name}')}; }} "
+              f"> /tmp/mev-hosts.$$ && install -m 0644 /tmp/mev-hosts.$$ {hosts}; rm -f /tmp/mev-hosts.$$; "
+              "systemctl kill -s HUP dnsmasq\n")
     return script, f"{name}.{facts.domain}"
 
 
@@ -182,33 +183,83 @@ def config_script(plan: Plan, bridge: str, autostart: bool = False) -> tuple[str
                               guest_type=plan.guest_type, disks=plan.disk_remote,
                               extra_cmdline=plan.cmdline, on_crash="preserve")
     path, link = xl_config(plan.name), autostart_link(plan.name)
-    tail = f"sudo mkdir -p {AUTO_DIR} && sudo ln -sfn {path} {link}" if autostart else f"sudo rm -f {link}"
-    return f"printf %s {shlex.quote(config)} | sudo tee {path} >/dev/null && {tail} || exit 90\n", path
+    tail = f"mkdir -p {AUTO_DIR} && ln -sfn {path} {link}" if autostart else f"rm -f {link}"
+    return f"printf %s {shlex.quote(config)} | tee {path} >/dev/null && {tail} || exit 90\n", path
 
 
-def create(sh, name: str, setup: str, config: str, report) -> tuple[int, float, float, str | None]:
-    """SETUP then `xl create` in one round trip (each costs seconds on an emulated dom0):
-    (dom0 epoch before the create, monotonic start, seconds it took, error or None). A vif hotplug
-    script that missed libxl's time is retried, as xl.create does."""
-    report.step(f"xl create {config}")
+def create(sh, name: str, setup: str, config: str, report, then: str = "") -> tuple[int, float, float, str | None, str]:
+    """SETUP, `xl create`, then THEN (run only when the create worked; it sees $started) in one
+    round trip — each costs a second or more on an emulated dom0: (dom0 epoch before the create,
+    monotonic start, seconds the create took, error or None, THEN's output). A vif hotplug script
+    that missed libxl's time is retried, as xl.create does."""
+    report.step(f"xl create {config}, then waiting for its DHCP lease")
     t0 = time.monotonic()
     q = shlex.quote(config)
-    _, out = sh(f"{setup}sudo rm -f {shlex.quote(console_log(name))}\necho @@date; date +%s\n"
-                f"echo @@create; sudo xl create {q} 2>&1; echo \"@@rc $?\"")
+    # one root shell for the whole script: each sudo costs the emulated dom0 a fraction of a second
+    script = (f"{setup}rm -f {shlex.quote(console_log(name))}\nstarted=$(date +%s)\n"
+              f"echo @@date; echo $started; echo @@create; s=$(date +%s%N); xl create {q} 2>&1; rc=$?\n"
+              f"echo \"@@rc $rc $(( ($(date +%s%N) - s) / 1000000 ))\"\n"
+              f"if [ $rc -eq 0 ]; then echo @@then; {then or 'true'}; fi")
+    _, out = sh(f"sudo -n bash -c {shlex.quote(script)}", timeout=600)
     sections = _sections(out)
-    rc = next((l.split()[1] for l in out.splitlines() if l.startswith("@@rc ")), "1")
+    rc_line = next((l.split() for l in out.splitlines() if l.startswith("@@rc ")), ["@@rc", "1", "0"])
+    rc, create_ms = rc_line[1], int(rc_line[2]) if len(rc_line) > 2 and rc_line[2].isdigit() else None
     started = int((sections.get("date") or ["0"])[0].strip() or 0)
     create_out = "\n".join(sections.get("create", []))
+    then_out = out.split("@@then", 1)[1] if "@@then" in out else ""
     if not sections.get("date"):
-        return started, t0, round(time.monotonic() - t0, 1), f"could not write {config}: {out.strip()[-300:]}"
+        return started, t0, round(time.monotonic() - t0, 1), f"could not write {config}: {out.strip()[-300:]}", ""
     for attempt in (2, 3):
         if rc == "0" or not any(sign in create_out for sign in xl.HOTPLUG_FAILURES):
             break
         report.step(f"xl create {config}: the vif's hotplug script was too slow, attempt {attempt}")
-        code, create_out = sh(f"sudo xl destroy {shlex.quote(name)} 2>/dev/null; sudo xl create {q} 2>&1")
-        rc = str(code)
+        retry = (f"started={started}; xl destroy {shlex.quote(name)} 2>/dev/null; "
+                 f"xl create {q} 2>&1 && {{ echo @@then; {then or 'true'}; }}")
+        code, out = sh(f"sudo -n bash -c {shlex.quote(retry)}", timeout=600)
+        rc = "0" if code == 0 else str(code)
+        create_out, _, then_out = out.partition("@@then")
+        create_ms = None
     error = None if rc == "0" else f"xl create failed: {create_out.strip()[-300:]}"
-    return started, t0, round(time.monotonic() - t0, 1), error
+    create_s = round(create_ms / 1000, 1) if create_ms is not None else round(time.monotonic() - t0, 1)
+    return started, t0, create_s, error, then_out
+
+
+def wait_script(plan: "Plan", lease_s: int, timeout: float, ip_on_console: bool) -> str:
+    """The dom0 side of waiting for the lease, one loop instead of a round trip per look: every
+    0.2 s the lease file (a fresh lease for the MAC: its expiry at least lease_s - 5 after
+    $started), every 2 s `xl list` (gone? crashed?) and dnsmasq's journal ("no address available"
+    for the MAC). Prints @@result lease|gone|crashed|refused|timeout, then the lease file and the
+    console's tail."""
+    mac, name = plan.mac.lower(), shlex.quote(plan.name)
+    console = shlex.quote(console_log(plan.name))
+    need_console = (f' && grep -qF "$ip" {console}' if ip_on_console else "")
+    # `xl list` and journalctl take seconds each on an emulated dom0: they run in the background
+    # (at most one at a time, every 3 s; detached from the SSH channel, which would otherwise stay
+    # open until they end) and the loop reads their last answer, so looking at the lease file is
+    # never held up by them
+    return f"""result=timeout; end=$((SECONDS + {int(timeout)})); next=0; t=$(mktemp -d)
+while [ $SECONDS -lt $end ]; do
+  line=$(awk -v m={mac} 'tolower($2) == m {{ print; exit }}' {LEASE_FILE} 2>/dev/null)
+  exp=${{line%% *}}; ip=$(echo "$line" | awk '{{print $3}}')
+  if [ -n "$line" ] && {{ [ "$exp" = 0 ] || [ "$exp" -ge $((started + {lease_s} - 5)) ]; }}{need_console}; then
+    result=lease; break
+  fi
+  if [ -e $t/state ]; then
+    case $(cat $t/state) in gone) result=gone; break ;; *c*) result=crashed; break ;; refused) result=refused; break ;; esac
+  fi
+  if [ $SECONDS -ge $next ] && [ ! -e $t/busy ]; then
+    touch $t/busy; next=$((SECONDS + 3))
+    ( row=$(xl list {name} 2>/dev/null | tail -n +2)
+      if [ -z "$row" ]; then st=gone; else st=$(echo "$row" | awk '{{print $5}}'); fi
+      journalctl -u dnsmasq --since @$started -o cat --no-pager 2>/dev/null \
+        | grep -i 'no address available' | grep -qi {mac} && st=refused
+      echo "$st" > $t/state.new; mv $t/state.new $t/state; rm -f $t/busy ) </dev/null >/dev/null 2>&1 &
+  fi
+  sleep 0.2
+done
+(sleep 30; rm -rf $t) </dev/null >/dev/null 2>&1 &  # after a probe still running has finished
+echo "@@result $result"; echo @@leases; cat {LEASE_FILE} 2>/dev/null
+echo @@console; tail -c 4000 {console} 2>/dev/null; true"""
 
 
 @dataclass
@@ -221,12 +272,12 @@ class Outcome:
 
 def _why_no_lease(sh, name: str, mac: str, since: int, state: str, console: str) -> str:
     """The evidence for a domU that got no lease."""
-    _, out = sh(f"echo @@domid; sudo xl domid {shlex.quote(name)} 2>/dev/null; "
-                f"echo @@dmesg; sudo xl dmesg 2>/dev/null | tail -n 300; "
-                f"echo @@journal; sudo journalctl -u dnsmasq --since @{since} -o cat --no-pager 2>/dev/null "
+    _, out = sh(f"echo @@domid; xl domid {shlex.quote(name)} 2>/dev/null; "
+                f"echo @@dmesg; xl dmesg 2>/dev/null | tail -n 300; "
+                f"echo @@journal; journalctl -u dnsmasq --since @{since} -o cat --no-pager 2>/dev/null "
                 f"| grep -i {shlex.quote(mac)}; "
-                f"echo @@vif; sudo xl network-list {shlex.quote(name)} 2>/dev/null | tail -n +2; "
-                f"echo @@conf; sudo cat {DNSMASQ_CONFS} 2>/dev/null; echo @@leases; cat {LEASE_FILE} 2>/dev/null")
+                f"echo @@vif; xl network-list {shlex.quote(name)} 2>/dev/null | tail -n +2; "
+                f"echo @@conf; cat {DNSMASQ_CONFS} 2>/dev/null; echo @@leases; cat {LEASE_FILE} 2>/dev/null")
     s = _sections(out)
     tail = "\n".join(console.strip().splitlines()[-15:]) or "(the console is empty)"
     domid = next((l.strip() for l in s.get("domid", []) if l.strip().isdigit()), None)
@@ -260,54 +311,30 @@ def _why_no_lease(sh, name: str, mac: str, since: int, state: str, console: str)
 
 def boot(sh, plan: Plan, setup: str, config: str, facts: Dom0Facts, lease_s: int, timeout: float, report,
          ip_on_console: bool = False) -> Outcome:
-    """SETUP + xl create, then poll: a fresh lease for the MAC → up; a crashed or vanished domain,
-    or dnsmasq saying it has no address for the MAC → fail at once with the evidence; the timeout
-    → the evidence of why. The lease file and console are read each half second; `xl list` and
-    dnsmasq's journal (seconds each on an emulated dom0) every fourth poll."""
-    dhcp = facts.dhcp
-    started, t0, create_s, error = create(sh, plan.name, setup, config, report)
+    """SETUP + xl create + the wait for the lease (wait_script), in one round trip: a fresh lease
+    for the MAC → up; a crashed or vanished domain, or dnsmasq saying it has no address for the
+    MAC → fail at once with the evidence; the timeout → the evidence of why."""
+    started, t0, create_s, error, out = create(sh, plan.name, setup, config, report,
+                                                then=wait_script(plan, lease_s, timeout, ip_on_console))
     if error:
         if "neither hap nor shadow" in error.lower():  # never the raw libxl error for this
             error = kernels.pvh_refusal(plan.kernel_label, set())
         return Outcome(None, create_s, None, error)
-    deadline = time.monotonic() + timeout
-    state, console = "running", ""
-    q = shlex.quote(plan.name)
-    polls = 0
-    while time.monotonic() < deadline:
-        slow = polls % 4 == 3
-        polls += 1
-        script = (f"echo @@leases; cat {LEASE_FILE} 2>/dev/null; echo @@console; "
-                  f"sudo tail -c 4000 {console_log(plan.name)} 2>/dev/null")
-        if slow:
-            script += (f"; echo @@state; sudo xl list {q} 2>/dev/null | tail -n +2; echo @@refused; "
-                       f"sudo journalctl -u dnsmasq --since @{started} -o cat --no-pager 2>/dev/null "
-                       f"| grep -i 'no address available' | grep -i {plan.mac}")
-        _, out = sh(script + "; true")
-        s = _sections(out)
-        leases = "\n".join(s.get("leases", []))
-        console = "\n".join(s.get("console", []))
-        ip = fresh_lease(leases, plan.mac, started, lease_s)
-        # the bundled apps print their address once their stack is configured; a user's kernel
-        # may print nothing, so for it the lease alone says it is up
-        if ip and (not ip_on_console or ip in console):
-            expiry = lease_expiry(leases, plan.mac) or 0
-            seen = round(time.monotonic() - t0, 1)
-            granted = expiry - lease_s - started if expiry else None
-            return Outcome(ip, create_s, float(granted) if granted is not None and 0 <= granted <= seen else seen)
-        if slow:
-            if dhcp and s.get("refused"):
-                return Outcome(None, create_s, None,
-                               exhausted_message(plan.name, dhcp, leased_in_range(leases, dhcp), True))
-            row = (s.get("state") or [""])[0].split()
-            if not row:
-                state = "gone"
-                break
-            if len(row) >= 5 and "c" in row[4]:
-                state = "crashed"
-                break
-        report.step(f"waiting for {plan.name}'s DHCP lease ({time.monotonic() - t0:.0f}s)")
-        time.sleep(0.5)
+    s = _sections(out)
+    result = next((k.split()[1] for k in s if k.startswith("result ")), "timeout")
+    leases, console = "\n".join(s.get("leases", [])), "\n".join(s.get("console", []))
+    ip = fresh_lease(leases, plan.mac, started, lease_s)
+    # the bundled apps print their address once their stack is configured; a user's kernel
+    # may print nothing, so for it the lease alone says it is up
+    if result == "lease" and ip and (not ip_on_console or ip in console):
+        expiry = lease_expiry(leases, plan.mac) or 0
+        seen = round(time.monotonic() - t0, 1)
+        granted = expiry - lease_s - started if expiry else None
+        return Outcome(ip, create_s, float(granted) if granted is not None and 0 <= granted <= seen else seen)
+    if result == "refused" and facts.dhcp:
+        return Outcome(None, create_s, None,
+                       exhausted_message(plan.name, facts.dhcp, leased_in_range(leases, facts.dhcp), True))
+    state = result if result in ("gone", "crashed") else "running"
     return Outcome(None, create_s, None, _why_no_lease(sh, plan.name, plan.mac, started, state, console))
 
 
@@ -470,23 +497,30 @@ def run(env, client, sh, checked: Checked, report, lease_s: int, timeout: float 
     disk_remote = [(f"{DISKS}/{req.name}-{img.spec.vdev}-{img.sha256[:12]}.img" if img.spec.writable
                     else f"{DISKS}/{img.sha256}.img", img.spec.vdev, img.spec.writable) for img in images]
     wanted = [kernel_remote] + [f"{DISKS}/{img.sha256}.img" for img in images] + [r for r, _, w in disk_remote if w]
+    phases = {"pack_s": round(time.monotonic() - t0, 1)}
+    t = time.monotonic()
     facts = read_dom0(sh, req.name, wanted, bridge)
+    phases["dom0_facts_s"] = round(time.monotonic() - t, 1)
     guest_type, memory = plan_on(checked, facts)
     label = str(req.kernel) if req.kernel else f"{req.app} (bundled)"
     plan = Plan(req.name, mac, guest_type, memory, info.path, info.sha256, kernel_remote, images, disk_remote,
                 req.cmdline, checked.publish, label)
+    t = time.monotonic()
     copied = copy_by_content(client, sh, plan, facts, report)
+    phases["copy_s"] = round(time.monotonic() - t, 1)
     names, dns_name = name_script(facts, req.name, mac)
     write, config = config_script(plan, bridge, req.autostart)
+    t = time.monotonic()
     outcome = boot(sh, plan, names + write, config, facts, lease_s, timeout, report,
                    ip_on_console=req.app is not None)
+    phases["boot_to_lease_s"] = round(time.monotonic() - t, 1)
     result = {
         "name": req.name, "kernel": label, "sha256": info.sha256, "type": guest_type, "memory_mb": memory,
         "mac": mac, "ip": outcome.ip, "xl_create_s": outcome.create_s, "create_to_lease_s": outcome.create_to_lease_s,
         "error": outcome.error, "copied": copied, "dns_name": dns_name, "dns_server": facts.bridge_ip,
         "disks": [{"source": str(img.spec.source), "vdev": img.spec.vdev, "rw": img.spec.writable,
                    "rebuilt": img.rebuilt, "on_dom0": remote} for img, (remote, _, _) in zip(images, disk_remote)],
-        "publish": [],
+        "publish": [], "phases": phases,
     }
     if outcome.error:
         for sock in checked.listeners.values():
