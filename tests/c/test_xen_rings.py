@@ -92,7 +92,7 @@ def test_xen_image(clang, tmp_path, app):
     assert "no symbols" in syms.stderr  # stripped; <app>.xen.dbg keeps them
     assert (tmp_path / f"{app}.xen.dbg").is_file()
     if app == "auth":
-        assert image.stat().st_size <= 64 * 1024, f"auth.xen is {image.stat().st_size} bytes, budget 64 KiB"
+        assert image.stat().st_size <= 96 * 1024, f"auth.xen is {image.stat().st_size} bytes, budget 96 KiB"
 
 
 def test_xen_core_uses_no_host_headers():
