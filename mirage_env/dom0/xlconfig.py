@@ -11,9 +11,9 @@ from __future__ import annotations
 import ipaddress
 import re
 
-# xl's domain name rules are loose; we keep to what is safe in a file name
-# (/var/log/xen/console/guest-NAME.log) and in shell commands.
-_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
+from .names import NAME_RULE, name_problem
+from ..errors import MirageEnvError
+
 _BRIDGE = re.compile(r"^[A-Za-z0-9_.-]{1,15}$")  # Linux IFNAMSIZ - 1
 _CMDWORD = re.compile(r"^[A-Za-z0-9_.=/:-]{1,128}$")
 _MAC = re.compile(r"^[0-9a-fA-F]{2}(:[0-9a-fA-F]{2}){5}$")
@@ -22,7 +22,7 @@ MIN_MEMORY_MB = 4  # the smallest the bundled auth app boots and serves in (meas
 MAX_MEMORY_MB = 1 << 20
 
 
-class XlConfigError(ValueError):
+class XlConfigError(MirageEnvError, ValueError):
     """A value that would make a broken or unsafe xl config."""
 
 
@@ -51,8 +51,8 @@ def render_xl_config(
     (``extra``); without ``ip`` it asks DHCP. ``cmdline`` adds kernel command line words
     (e.g. ``["echo=tcp"]``, ``["vchan_order=16"]``, ``["ts"]``).
     """
-    if not _NAME.match(name or ""):
-        raise XlConfigError(f"name {name!r}: use letters, digits, '_', '.', '-' (max 64, no leading punctuation)")
+    if name_problem(name):
+        raise XlConfigError(f"name {name!r}: use {NAME_RULE}")
     if not kernel_path or not kernel_path.startswith("/"):
         raise XlConfigError(f"kernel_path {kernel_path!r}: give the absolute path of the .xen image on the dom0")
     if any(c in kernel_path for c in '"\\,') or not kernel_path.isprintable():
