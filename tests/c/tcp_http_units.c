@@ -21,6 +21,8 @@
 #include "http.h"
 #include "kv.h"
 #include "sha256.h"
+#include "csprng.h"
+#include <sys/random.h>
 
 /* ---- Harness: clock, address, checksum, captured output ---------------- */
 
@@ -30,7 +32,15 @@ static const uint32_t US = 0x0a000002, PEER = 0x0a000001;
 uint64_t net_now_ms(void) { return now; }
 uint32_t net_ip(void) { return US; }
 void plat_console_write(const char *s, size_t n) { fwrite(s, 1, n, stdout); }
-void plat_random(void *b, size_t n) { memset(b, 0x42, n); }
+/* Fixed "randomness" unless a command asks for the real thing. */
+static bool real_random;
+void plat_random(void *b, size_t n)
+{
+	if (real_random)
+		csprng_bytes(b, n);
+	else
+		memset(b, 0x42, n);
+}
 
 uint32_t inet_sum(const void *p, size_t n, uint32_t sum)
 {
@@ -67,6 +77,13 @@ struct seg {
 static struct seg out[256];
 static int nout;
 
+/* Our ISNs follow RFC 6528 (keyed hash of the 4-tuple + clock), so each
+ * connection has its own. The tests speak in sequence numbers relative
+ * to a virtual ISS: the harness shifts our seq and the peer's ack by the
+ * difference, learnt from each SYN-ACK (per peer port). */
+#define ISS 0x42424242u
+static uint32_t iss_off[65536];
+
 #define FIN 0x01
 #define SYN 0x02
 #define RST 0x04
@@ -99,6 +116,9 @@ int ipv4_output(uint32_t dst, uint8_t proto, const void *p, size_t len)
 	hlen = (size_t)(b[12] >> 4) * 4;
 	REQUIRE(hlen >= 20 && hlen <= len);
 	s->flags = b[13];
+	if ((s->flags & 0x12) == 0x12)	/* SYN-ACK: a new ISS for the port */
+		iss_off[s->dport] = s->seq - ISS;
+	s->seq -= iss_off[s->dport];
 	s->wnd = rd16(b + 14);
 	if (hlen == 24 && b[20] == 2 && b[21] == 4)
 		s->mss = rd16(b + 22);
@@ -119,7 +139,7 @@ static void feed_opt(uint16_t sport, uint16_t dport, uint32_t seq, uint32_t ack,
 	wr16(b, sport);
 	wr16(b + 2, dport);
 	wr32(b + 4, seq);
-	wr32(b + 8, ack);
+	wr32(b + 8, ack + iss_off[sport]);
 	b[12] = (uint8_t)((hlen / 4) << 4);
 	b[13] = flags;
 	wr16(b + 14, wnd);
@@ -179,7 +199,6 @@ static const struct tcp_ops test_ops = {
 	.closed = t_closed, .rcv_space = t_space,
 };
 
-#define ISS 0x42424242u
 #define IRS 1000u
 
 static void setup(void)
@@ -366,7 +385,7 @@ static void test_tcp_out_of_window(void)
 	/* ACK for data we never sent: ACK back, connection lives on. */
 	before = nout;
 	feed(4000, 80, IRS + 101, ISS + 5000, ACK, 65535, NULL, 0);
-	CHECK(nout == before + 1 && c->state == TCP_ESTABLISHED && c->snd_una == ISS + 1);
+	CHECK(nout == before + 1 && c->state == TCP_ESTABLISHED && c->snd_una == ISS + 1 + iss_off[4000]);
 }
 
 static void test_tcp_rst_validation(void)
@@ -711,6 +730,65 @@ static void test_tcp_window_advertised(void)
 	feed(4000, 80, IRS + 4, ISS + 1, ACK, 65535, "d", 1);
 	CHECK((uint32_t)last()->wnd + last()->ack == c->rcv_adv);
 	CHECK(c->rcv_adv == IRS + 1 + 3000 || SEQ_GT(c->rcv_adv, IRS + 3001));
+}
+
+
+/* ---- Randomness and ISNs ---------------------------------------------------- */
+
+static void test_chacha20_rfc8439_vector(void)
+{
+	/* RFC 8439 2.3.2: key 00..1f, nonce 00:00:00:09:00:00:00:4a:00:00:00:00, counter 1. */
+	static const uint8_t want[16] = { 0x10, 0xf1, 0xe7, 0xe4, 0xd1, 0x3b, 0x59, 0x15,
+					  0x50, 0x0f, 0xdd, 0x1f, 0xa3, 0x20, 0x71, 0xc4 };
+	static const uint8_t want_end[4] = { 0xa2, 0x50, 0x3c, 0x4e };
+	uint8_t key[32], nonce[12] = { 0, 0, 0, 9, 0, 0, 0, 0x4a, 0, 0, 0, 0 }, out[64];
+	int i;
+
+	for (i = 0; i < 32; i++)
+		key[i] = (uint8_t)i;
+	chacha20_block(key, 1, nonce, out);
+	CHECK(memcmp(out, want, 16) == 0);
+	CHECK(memcmp(out + 60, want_end, 4) == 0);
+}
+
+static void test_csprng_never_repeats_and_erases_key(void)
+{
+	uint8_t a[64], b[64];
+
+	csprng_seed("x", 1);
+	csprng_bytes(a, sizeof(a));
+	csprng_bytes(b, sizeof(b));
+	CHECK(memcmp(a, b, sizeof(a)) != 0);
+	/* Same seed history, same stream: the output is a function of the
+	 * seeds only (no hidden clock), and a new seed changes it. */
+	csprng_seed("y", 1);
+	csprng_bytes(a, 8);
+	csprng_bytes(b, 8);
+	CHECK(memcmp(a, b, 8) != 0);
+}
+
+static uint32_t syn_ack_seq(uint16_t sport)
+{
+	feed(sport, 80, IRS, 0, SYN, 65535, NULL, 0);
+	REQUIRE(last()->flags == (SYN | ACK) && last()->dport == sport);
+	return last()->seq + iss_off[sport];	/* the real ISS */
+}
+
+static void test_tcp_isn_rfc6528(void)
+{
+	uint32_t a, b, a2;
+
+	setup();
+	a = syn_ack_seq(4000);
+	b = syn_ack_seq(4001);
+	/* Neighbouring 4-tuples: unrelated ISNs (a keyed hash, not a counter). */
+	CHECK(b - a > 1000000u && a - b > 1000000u);
+	/* The same 4-tuple later: the hash plus a 4 us clock (RFC 6528 M). */
+	tcp_reset();
+	REQUIRE(tcp_listen(80, &test_ops) == 0);
+	now += 1000;
+	a2 = syn_ack_seq(4000);
+	CHECK(a2 - a == 250000u);
 }
 
 /* ---- HTTP parser ---------------------------------------------------------- */
@@ -1156,6 +1234,8 @@ static const struct {
 	T(test_tcp_time_wait_reuse), T(test_tcp_simultaneous_close), T(test_tcp_fin_retransmitted),
 	T(test_tcp_concurrent), T(test_tcp_table_full_recycles),
 	T(test_tcp_app_takes_partial), T(test_tcp_window_advertised),
+	T(test_chacha20_rfc8439_vector), T(test_csprng_never_repeats_and_erases_key),
+	T(test_tcp_isn_rfc6528),
 	T(test_http_parse_basic), T(test_http_parse_incomplete),
 	T(test_http_parse_errors), T(test_http_parse_limits),
 	T(test_http_parse_body_and_pipelining), T(test_http_pct_decode),
@@ -1208,6 +1288,29 @@ int main(int argc, char **argv)
 		nb = unhex(argv[3], b, sizeof(b));
 		pbkdf2_sha256(a, na, b, nb, (uint32_t)atoi(argv[4]), d, dklen);
 		hex(d, dklen, h); puts(h);
+		return 0;
+	}
+	if (argc == 3 && (strcmp(argv[1], "random") == 0 || strcmp(argv[1], "isn") == 0)) {
+		/* Seeded from the kernel like the host platform; prints N
+		 * 64-bit outputs (random) or N ISNs of consecutive ports (isn). */
+		uint8_t seed[32];
+		long k, cnt = atol(argv[2]);
+		REQUIRE(getrandom(seed, sizeof(seed), 0) == (ssize_t)sizeof(seed));
+		csprng_seed(seed, sizeof(seed));
+		real_random = true;
+		setup();
+		for (k = 0; k < cnt; k++) {
+			if (argv[1][0] == 'r') {
+				uint64_t v;
+				plat_random(&v, sizeof(v));
+				printf("%016llx\n", (unsigned long long)v);
+			} else {
+				tcp_reset();
+				REQUIRE(tcp_listen(80, &test_ops) == 0);
+				nout = 0;
+				printf("%08x\n", syn_ack_seq((uint16_t)(1024 + k % 60000)));
+			}
+		}
 		return 0;
 	}
 	if (argc == 2) {

@@ -25,7 +25,7 @@ HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent.parent
 CORE = ROOT / "unikernel" / "core"
 PLAT_TEST = ROOT / "tests" / "c" / "plat_test.c"
-STACK = ["rt", "netif", "eth", "arp", "ipv4", "icmp", "udp", "dhcp", "tcp", "http", "kv", "sha256", "pbkdf2"]
+STACK = ["rt", "csprng", "netif", "eth", "arp", "ipv4", "icmp", "udp", "dhcp", "tcp", "http", "kv", "sha256", "pbkdf2"]
 FUZZERS = ["net", "tcp", "http", "dhcp"]
 
 sys.path.insert(0, str(HERE))

@@ -10,6 +10,7 @@
 #include "net.h"
 #include "platform.h"
 #include "tcp.h"
+#include "csprng.h"
 
 #define TH_FIN 0x01
 #define TH_SYN 0x02
@@ -27,6 +28,29 @@ static struct {
 	uint16_t port;
 	const struct tcp_ops *ops;
 } listeners[TCP_MAX_LISTEN];
+
+/* Per-boot secret of the RFC 6528 ISN function, drawn on first use. */
+static uint8_t isn_key[32];
+static bool have_keys;
+
+static void need_keys(void)
+{
+	if (!have_keys) {
+		plat_random(isn_key, sizeof(isn_key));
+		have_keys = true;
+	}
+}
+
+/* RFC 6528: ISN = M + F(localip, localport, remoteip, remoteport, key),
+ * M a 4-microsecond clock (from our millisecond one), F a keyed ChaCha20
+ * hash: every 4-tuple gets its own unpredictable sequence space. */
+static uint32_t isn_for(uint32_t lip, uint16_t lport, uint32_t rip,
+			uint16_t rport)
+{
+	need_keys();
+	return csprng_hash32(isn_key, lip, rip, (uint32_t)lport << 16 | rport, 0) +
+	       (uint32_t)(net_now_ms() * 250);
+}
 
 /* One outgoing segment at a time: header, MSS option, payload. */
 static uint8_t obuf[TCP_HLEN + TCP_OPT_MSS_LEN + TCP_MSS];
@@ -413,7 +437,7 @@ static void listen_input(uint32_t src, uint32_t dst, uint16_t sport,
 	c->lip = dst;
 	c->rport = sport;
 	c->lport = dport;
-	plat_random(&c->iss, sizeof(c->iss));
+	c->iss = isn_for(dst, dport, src, sport);
 	c->snd_una = c->snd_nxt = c->snd_max = c->iss;
 	c->snd_wnd = wnd;
 	c->snd_wl1 = seq;
