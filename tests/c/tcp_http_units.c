@@ -74,7 +74,7 @@ struct seg {
 	size_t dlen;
 	uint8_t data[1600];
 };
-static struct seg out[256];
+static struct seg out[2048];
 static int nout;
 
 /* Our ISNs follow RFC 6528 (keyed hash of the 4-tuple + clock), so each
@@ -127,7 +127,8 @@ int ipv4_output(uint32_t dst, uint8_t proto, const void *p, size_t len)
 	return 0;
 }
 
-/* Build and feed a segment from PEER:sport to US:dport. */
+/* Build and feed a segment from peer:sport to US:dport. */
+static uint32_t peer = PEER;
 static void feed_opt(uint16_t sport, uint16_t dport, uint32_t seq, uint32_t ack,
 		     uint8_t flags, uint16_t wnd, const uint8_t *opt, size_t optlen,
 		     const void *data, size_t dlen)
@@ -148,8 +149,8 @@ static void feed_opt(uint16_t sport, uint16_t dport, uint32_t seq, uint32_t ack,
 	if (dlen)
 		memcpy(b + hlen, data, dlen);
 	wr16(b + 16, inet_fold(inet_sum(b, hlen + dlen,
-		inet_pseudo(PEER, US, 6, (uint16_t)(hlen + dlen)))));
-	tcp_input(PEER, US, b, hlen + dlen);
+		inet_pseudo(peer, US, 6, (uint16_t)(hlen + dlen)))));
+	tcp_input(peer, US, b, hlen + dlen);
 }
 
 static void feed(uint16_t sport, uint16_t dport, uint32_t seq, uint32_t ack,
@@ -204,6 +205,7 @@ static const struct tcp_ops test_ops = {
 static void setup(void)
 {
 	tcp_reset();
+	peer = PEER;
 	nout = 0;
 	n_accept = n_closed = n_eof = n_sent = 0;
 	rxlen = 0;
@@ -681,24 +683,121 @@ static void test_tcp_concurrent(void)
 	CHECK(tcp_conn_count() == 2 && a->state == TCP_ESTABLISHED);
 }
 
-static void test_tcp_table_full_recycles(void)
+static void test_tcp_syn_flood_keeps_real_clients(void)
+{
+	int i, before;
+
+	setup();
+	/* A real client's handshake is half-way when the flood starts... */
+	feed(9000, 80, IRS, 0, SYN, 1000, NULL, 0);
+	REQUIRE(last()->flags == (SYN | ACK));
+	/* ...from many (spoofed) addresses, far more SYNs than slots. */
+	for (i = 0; i < 4 * TCP_MAX_CONN; i++) {
+		now++;
+		peer = 0x0b000000u + (uint32_t)i;
+		feed((uint16_t)(10000 + i), 80, IRS, 0, SYN, 1000, NULL, 0);
+		CHECK(last()->flags == (SYN | ACK));	/* every SYN answered */
+	}
+	peer = PEER;
+	CHECK(tcp_conn_count() <= TCP_HALF_OPEN_MAX + 1);
+	CHECK(tcp_stats.cookies_sent > 0);
+	/* The half-open client completes: it was not evicted. */
+	feed(9000, 80, IRS + 1, ISS + 1, ACK, 1000, NULL, 0);
+	CHECK(n_accept == 1);
+	/* A client arriving during the flood gets a cookie and gets in. */
+	peer = 0x0b100000u;
+	feed(10000, 80, IRS, 0, SYN, 1000, NULL, 0);	/* the flood goes on */
+	peer = PEER;
+	feed(9001, 80, IRS, 0, SYN, 1000, NULL, 0);
+	REQUIRE(last()->flags == (SYN | ACK));
+	feed(9001, 80, IRS + 1, ISS + 1, ACK, 1000, "hi", 2);
+	CHECK(n_accept == 2 && rxlen == 2 && last()->ack == IRS + 3);
+	CHECK(tcp_stats.cookies_ok == 1);
+	/* A forged cookie ACK (wrong ISS) creates nothing. */
+	before = n_accept;
+	feed(9002, 80, IRS + 1, ISS + 77, ACK, 1000, NULL, 0);
+	CHECK(n_accept == before && last()->flags == RST);
+	/* A cookie expires after two slots. */
+	feed(9003, 80, IRS, 0, SYN, 1000, NULL, 0);
+	now += 3 * TCP_COOKIE_SLOT_MS;
+	feed(9003, 80, IRS + 1, ISS + 1, ACK, 1000, NULL, 0);
+	CHECK(n_accept == before);
+}
+
+static void test_tcp_idle_clients_do_not_lock_out(void)
 {
 	int i;
 
 	setup();
-	/* Fill the table with half-open connections (a SYN flood)... */
-	for (i = 0; i < TCP_MAX_CONN; i++) {
+	/* One client opens 100 idle connections, another peer 10... */
+	for (i = 0; i < 100; i++) {
 		now++;
-		feed(10000 + i, 80, IRS, 0, SYN, 1000, NULL, 0);
+		feed((uint16_t)(20000 + i), 80, IRS, 0, SYN, 1000, NULL, 0);
+		feed((uint16_t)(20000 + i), 80, IRS + 1, ISS + 1, ACK, 1000, NULL, 0);
 	}
-	CHECK(tcp_conn_count() == TCP_MAX_CONN);
-	/* ...a real client still gets in: the oldest half-open is dropped. */
-	now++;
+	CHECK(tcp_conn_count() <= TCP_PER_SOURCE);
+	peer = 0x0a000063;
+	for (i = 0; i < 10; i++) {
+		now++;
+		feed((uint16_t)(30000 + i), 80, IRS, 0, SYN, 1000, NULL, 0);
+		feed((uint16_t)(30000 + i), 80, IRS + 1, ISS + 1, ACK, 1000, NULL, 0);
+	}
+	CHECK(n_accept == 110);
+	/* ...a fresh client from either address is still served. */
+	peer = 0x0a000064;
 	feed(9000, 80, IRS, 0, SYN, 1000, NULL, 0);
-	CHECK(last()->flags == (SYN | ACK) && last()->dport == 9000);
-	feed(9000, 80, IRS + 1, ISS + 1, ACK, 1000, NULL, 0);
-	CHECK(n_accept == 1);
+	feed(9000, 80, IRS + 1, ISS + 1, ACK, 1000, "x", 1);
+	CHECK(n_accept == 111 && last()->ack == IRS + 2);
+	peer = PEER;
+	feed(9001, 80, IRS, 0, SYN, 1000, NULL, 0);
+	feed(9001, 80, IRS + 1, ISS + 1, ACK, 1000, "y", 1);
+	CHECK(n_accept == 112 && last()->ack == IRS + 2);
+	/* Filling the whole table from many addresses recycles the least
+	 * recently heard connection of the biggest holder. */
+	for (i = 0; i < 2 * TCP_MAX_CONN; i++) {
+		now++;
+		peer = 0x0c000000u + (uint32_t)i;
+		feed(9100, 80, IRS, 0, SYN, 1000, NULL, 0);
+		feed(9100, 80, IRS + 1, ISS + 1, ACK, 1000, NULL, 0);
+	}
+	CHECK(n_accept == 112 + 2 * TCP_MAX_CONN);
 	CHECK(tcp_conn_count() == TCP_MAX_CONN);
+}
+
+static void test_tcp_junk_does_not_keep_alive(void)
+{
+	struct tcp_conn *c;
+	int i;
+
+	setup();
+	c = handshake(4000, 65535);
+	tcp_close(c);		/* FIN_WAIT_1, then the peer ACKs: FIN_WAIT_2 */
+	tcp_output(c);
+	feed(4000, 80, IRS + 1, ISS + 2, ACK, 65535, NULL, 0);
+	REQUIRE(c->state == TCP_FIN_WAIT_2);
+	/* Out-of-window RSTs every second must not refresh the timer. */
+	for (i = 0; i < TCP_FIN_WAIT2_MS / 1000 + 2; i++) {
+		now += 1000;
+		feed(4000, 80, IRS + 100000, 0, RST, 0, NULL, 0);
+		tcp_timer(now);
+	}
+	CHECK(tcp_conn_count() == 0);
+}
+
+static void test_tcp_idle_timeout_any_state(void)
+{
+	setup();
+	handshake(4000, 65535);		/* ESTABLISHED, app never closes */
+	feed(4001, 80, IRS, 0, SYN, 1000, NULL, 0);
+	feed(4001, 80, IRS + 1, ISS + 1, ACK | FIN, 1000, NULL, 0);	/* CLOSE_WAIT */
+	REQUIRE(tcp_conn_count() == 2);
+	now += TCP_IDLE_MS / 2;
+	tcp_timer(now);
+	CHECK(tcp_conn_count() == 2);
+	now += TCP_IDLE_MS;
+	tcp_timer(now);
+	CHECK(tcp_conn_count() == 0 && n_closed == 2);
+	CHECK(last()->flags & RST);
 }
 
 static void test_tcp_app_takes_partial(void)
@@ -1232,7 +1331,8 @@ static const struct {
 	T(test_tcp_peer_window_and_mss), T(test_tcp_zero_window_probe),
 	T(test_tcp_passive_close), T(test_tcp_active_close_time_wait),
 	T(test_tcp_time_wait_reuse), T(test_tcp_simultaneous_close), T(test_tcp_fin_retransmitted),
-	T(test_tcp_concurrent), T(test_tcp_table_full_recycles),
+	T(test_tcp_concurrent), T(test_tcp_syn_flood_keeps_real_clients), T(test_tcp_idle_clients_do_not_lock_out),
+	T(test_tcp_junk_does_not_keep_alive), T(test_tcp_idle_timeout_any_state),
 	T(test_tcp_app_takes_partial), T(test_tcp_window_advertised),
 	T(test_chacha20_rfc8439_vector), T(test_csprng_never_repeats_and_erases_key),
 	T(test_tcp_isn_rfc6528),
