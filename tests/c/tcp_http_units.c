@@ -800,6 +800,31 @@ static void test_tcp_idle_timeout_any_state(void)
 	CHECK(last()->flags & RST);
 }
 
+static void test_tcp_rfc5961_ack_bound_and_challenge_limit(void)
+{
+	struct tcp_conn *c;
+	int i, before;
+
+	setup();
+	c = handshake(4000, 1000);
+	/* Data with SEG.ACK far below SND.UNA - MAX.SND.WND is dropped. */
+	before = (int)rxlen;
+	feed(4000, 80, IRS + 1, ISS + 1 - 0x40000000u, ACK, 1000, "evil", 4);
+	CHECK((int)rxlen == before && c->rcv_nxt == IRS + 1);
+	/* Within the bound it is taken. */
+	feed(4000, 80, IRS + 1, ISS + 1 - 500, ACK, 1000, "good", 4);
+	CHECK(rxlen == 4 && c->rcv_nxt == IRS + 5);
+	/* In-window RSTs: challenge ACKs, but at most TCP_CHALLENGE_PER_S a second. */
+	now += 1000;
+	nout = 0;
+	for (i = 0; i < 100; i++)
+		feed(4000, 80, IRS + 100, ISS + 1, RST, 0, NULL, 0);
+	CHECK(nout == TCP_CHALLENGE_PER_S && c->state == TCP_ESTABLISHED);
+	now += 1000;
+	feed(4000, 80, IRS + 5, ISS + 1, SYN, 1000, NULL, 0);
+	CHECK(nout == TCP_CHALLENGE_PER_S + 1 && last()->ack == IRS + 5);
+}
+
 static void test_tcp_app_takes_partial(void)
 {
 	struct tcp_conn *c;
@@ -1332,7 +1357,7 @@ static const struct {
 	T(test_tcp_passive_close), T(test_tcp_active_close_time_wait),
 	T(test_tcp_time_wait_reuse), T(test_tcp_simultaneous_close), T(test_tcp_fin_retransmitted),
 	T(test_tcp_concurrent), T(test_tcp_syn_flood_keeps_real_clients), T(test_tcp_idle_clients_do_not_lock_out),
-	T(test_tcp_junk_does_not_keep_alive), T(test_tcp_idle_timeout_any_state),
+	T(test_tcp_junk_does_not_keep_alive), T(test_tcp_rfc5961_ack_bound_and_challenge_limit), T(test_tcp_idle_timeout_any_state),
 	T(test_tcp_app_takes_partial), T(test_tcp_window_advertised),
 	T(test_chacha20_rfc8439_vector), T(test_csprng_never_repeats_and_erases_key),
 	T(test_tcp_isn_rfc6528),

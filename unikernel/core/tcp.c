@@ -603,6 +603,27 @@ static bool acceptable(const struct tcp_conn *c, uint32_t seq, size_t seglen)
 		SEQ_LT(seq + (uint32_t)seglen - 1, end));
 }
 
+/* RFC 5961 7: at most TCP_CHALLENGE_PER_S challenge ACKs a second, over
+ * all connections (so they cannot be used to amplify or as an oracle). */
+static void challenge_ack(struct tcp_conn *c)
+{
+	static uint64_t second;
+	static uint32_t sent;
+	uint64_t now = net_now_ms() / 1000;
+
+	if (now != second) {
+		second = now;
+		sent = 0;
+	}
+	if (sent >= TCP_CHALLENGE_PER_S) {
+		tcp_stats.challenge_limited++;
+		return;
+	}
+	sent++;
+	tcp_stats.challenge_acks++;
+	c->ack_now = true;
+}
+
 static void enter_time_wait(struct tcp_conn *c)
 {
 	c->state = TCP_TIME_WAIT;
@@ -688,12 +709,12 @@ static void conn_input(struct tcp_conn *c, uint32_t seq, uint32_t ack,
 			tcp_stats.rst_rcvd++;
 			free_conn(c, true);
 		} else {
-			c->ack_now = true;
+			challenge_ack(c);
 		}
 		return;
 	}
 	if (flags & TH_SYN) {		/* RFC 5961 4.2: challenge ACK */
-		c->ack_now = true;
+		challenge_ack(c);
 		return;
 	}
 	if (!(flags & TH_ACK))
@@ -708,6 +729,8 @@ static void conn_input(struct tcp_conn *c, uint32_t seq, uint32_t ack,
 		c->state = TCP_ESTABLISHED;
 		c->snd_una = ack;
 		c->snd_wnd = wnd;
+		if (wnd > c->max_snd_wnd)
+			c->max_snd_wnd = wnd;
 		c->snd_wl1 = seq;
 		c->snd_wl2 = ack;
 		c->rtx_at = 0;
@@ -720,6 +743,13 @@ static void conn_input(struct tcp_conn *c, uint32_t seq, uint32_t ack,
 	} else {
 		if (SEQ_GT(ack, c->snd_max)) {	/* ACKs what we never sent */
 			c->ack_now = true;
+			return;
+		}
+		if (SEQ_LT(ack, c->snd_una - c->max_snd_wnd)) {
+			/* RFC 5961 5.2: older than any window we could have
+			 * had in flight: a blind injection, not the peer. */
+			tcp_stats.bad_seg++;
+			challenge_ack(c);
 			return;
 		}
 		if (SEQ_GT(ack, c->snd_una)) {
@@ -743,6 +773,8 @@ static void conn_input(struct tcp_conn *c, uint32_t seq, uint32_t ack,
 					c->fin_sent = false;
 			}
 			c->snd_wnd = wnd;
+			if (wnd > c->max_snd_wnd)
+				c->max_snd_wnd = wnd;
 			c->snd_wl1 = seq;
 			c->snd_wl2 = ack;
 			c->out_pending = true;	/* the window may have opened */

@@ -45,6 +45,7 @@
 #endif
 #define TCP_HALF_OPEN_MAX (TCP_MAX_CONN / 4)	/* more SYNs: answered with cookies */
 #define TCP_COOKIE_SLOT_MS 64000	/* a SYN cookie is valid 64-128 s */
+#define TCP_CHALLENGE_PER_S 10	/* RFC 5961 7 rate limit */
 #define TCP_COOKIE_WND 2048	/* window offered by a cookie SYN-ACK */
 
 enum tcp_state {
