@@ -1256,6 +1256,70 @@ static void test_http_server_stuck_stream_aborted(void)
 	CHECK(http_stats.timeouts >= 1);
 }
 
+/* Occurrences of needle in hay[0..len) (bodies may hold NULs). */
+static int count_mem(const char *hay, size_t len, const char *needle)
+{
+	size_t k = strlen(needle);
+	int n = 0;
+	for (size_t i = 0; i + k <= len; i++)
+		n += memcmp(hay + i, needle, k) == 0;
+	return n;
+}
+
+/* Ack all we sent so far (and let timers run); returns the new ack. */
+static uint32_t ack_all(uint16_t sport, uint32_t seq, uint32_t acked, uint16_t wnd)
+{
+	for (int i = 0; i < nout; i++)
+		if (out[i].dport == sport &&
+		    SEQ_GT(out[i].seq + (uint32_t)out[i].dlen + !!(out[i].flags & FIN), acked))
+			acked = out[i].seq + (uint32_t)out[i].dlen + !!(out[i].flags & FIN);
+	feed(sport, 8080, seq, acked, ACK, wnd, NULL, 0);
+	now += 10;
+	tcp_timer(now);
+	return acked;
+}
+
+static void test_http_server_bounded_work_per_segment(void)
+{
+	static char got[60000], reqs[1400];
+	const char *one = "GET /a HTTP/1.1\r\nHost: h\r\n\r\n";
+	uint32_t seq = http_setup(5010), acked = ISS + 1;
+	int i, k = 0;
+
+	for (i = 0; i < 40; i++)
+		k += sprintf(reqs + k, "%s", one);
+	feed(5010, 8080, seq, ISS + 1, ACK, 65535, reqs, (size_t)k);
+	seq += (uint32_t)k;
+	/* One segment, at most HTTP_REQS_PER_TURN handler runs... */
+	CHECK(count_mem(got, collect(5010, got, sizeof(got)), "HTTP/1.1 200") ==
+	      HTTP_REQS_PER_TURN);
+	/* ...the rest follow on the next timer ticks, in order. */
+	for (i = 0; i < 40; i++)
+		acked = ack_all(5010, seq, acked, 65535);
+	CHECK(count_mem(got, collect(5010, got, sizeof(got)), "HTTP/1.1 200") == 40);
+	CHECK(tcp_conn_count() == 1);
+}
+
+static void test_http_server_fin_after_pipelined_requests(void)
+{
+	static char got[300000], reqs[1400];
+	const char *one = "GET /big HTTP/1.1\r\nHost: h\r\n\r\n";
+	uint32_t seq = http_setup(5011), acked = ISS + 1;
+	int i, k = 0, n;
+
+	for (i = 0; i < 40; i++)
+		k += sprintf(reqs + k, "%s", one);
+	/* 40 requests for a 6000-byte body and the FIN in one segment: the
+	 * send buffer fills long before they are answered. */
+	feed(5011, 8080, seq, ISS + 1, ACK | FIN, 65535, reqs, (size_t)k);
+	seq += (uint32_t)k + 1;
+	for (i = 0; i < 400 && tcp_conn_count(); i++)
+		acked = ack_all(5011, seq, acked, 65535);
+	n = count_mem(got, collect(5011, got, sizeof(got)), "HTTP/1.1 200");
+	CHECK(n == 40);
+	CHECK(tcp_conn_count() == 0);	/* then closed: our FIN was acked */
+}
+
 /* ---- Crypto ----------------------------------------------------------------- */
 
 static void hex(const uint8_t *p, size_t n, char *o)
@@ -1357,7 +1421,8 @@ static const struct {
 	T(test_tcp_passive_close), T(test_tcp_active_close_time_wait),
 	T(test_tcp_time_wait_reuse), T(test_tcp_simultaneous_close), T(test_tcp_fin_retransmitted),
 	T(test_tcp_concurrent), T(test_tcp_syn_flood_keeps_real_clients), T(test_tcp_idle_clients_do_not_lock_out),
-	T(test_tcp_junk_does_not_keep_alive), T(test_tcp_rfc5961_ack_bound_and_challenge_limit), T(test_tcp_idle_timeout_any_state),
+	T(test_tcp_junk_does_not_keep_alive),
+	T(test_http_server_bounded_work_per_segment), T(test_http_server_fin_after_pipelined_requests), T(test_tcp_rfc5961_ack_bound_and_challenge_limit), T(test_tcp_idle_timeout_any_state),
 	T(test_tcp_app_takes_partial), T(test_tcp_window_advertised),
 	T(test_chacha20_rfc8439_vector), T(test_csprng_never_repeats_and_erases_key),
 	T(test_tcp_isn_rfc6528),

@@ -8,7 +8,8 @@
  * The store (appdata.py) holds per user "user/<name>" -> iterations (BE32)
  * || salt[16] || PBKDF2-HMAC-SHA256(password, salt, iterations)[32].
  * Unknown users cost the same PBKDF2 as known ones, the final compare is
- * constant time, and no password is ever printed.
+ * constant time, and no password is ever printed. A client address with
+ * AUTH_FAIL_MAX failures in a minute gets 429 until the minute is over.
  *
  * PBKDF2 makes every check deliberately slow, so a successful login is
  * remembered: a small cache keeps HMAC-SHA256(boot key, salt || password)
@@ -33,7 +34,7 @@ const char app_name[] = "auth";
 #define CACHE_SLOTS 16
 
 struct auth_stats {
-	uint32_t ok, bad, missing, pbkdf2, cache_hits;
+	uint32_t ok, bad, missing, pbkdf2, cache_hits, limited;
 } auth_stats;
 
 static struct {
@@ -61,8 +62,37 @@ static void cache_tag(const uint8_t *salt, const char *pw, size_t pwlen,
 	memset(&h, 0, sizeof(h));
 }
 
-/* Stand-in record for unknown users: same cost, never matches. */
-static const uint8_t dummy_rec[REC_LEN] = { 0, 0, 0x10, 0 };
+/* Stand-in record for unknown users: same cost, never matches. Its
+ * iteration count is a stored user's (app_main), so a changed
+ * MIRAGE_AUTH_PBKDF2_ITERATIONS does not tell known users by timing. */
+static uint8_t dummy_rec[REC_LEN] = { 0, 0, 0x10, 0 };
+
+/* Failed logins per client address: after AUTH_FAIL_MAX in
+ * AUTH_FAIL_WINDOW_MS the address gets 429 without a PBKDF2. */
+#define AUTH_FAIL_MAX 10
+#define AUTH_FAIL_WINDOW_MS 60000
+#define AUTH_FAIL_SLOTS 32
+static struct {
+	uint32_t ip, count;
+	uint64_t since;
+} fails[AUTH_FAIL_SLOTS];
+
+static uint32_t *fail_slot(uint32_t ip)
+{
+	uint64_t now = net_now_ms();
+	int i, old = 0;
+
+	for (i = 0; i < AUTH_FAIL_SLOTS; i++) {
+		if (fails[i].ip == ip && now - fails[i].since < AUTH_FAIL_WINDOW_MS)
+			return &fails[i].count;
+		if (fails[i].since < fails[old].since)
+			old = i;
+	}
+	fails[old].ip = ip;	/* the oldest window gives way */
+	fails[old].count = 0;
+	fails[old].since = now;
+	return &fails[old].count;
+}
 
 static bool check(const char *user, size_t ulen, const char *pw, size_t pwlen)
 {
@@ -135,9 +165,14 @@ static void handle(const struct http_req *req, struct http_resp *rs)
 	} else if (u == 0 || p == 0 || (u == 1 && ulen == 0)) {
 		auth_stats.missing++;
 		reply(rs, 401, "No user given\n");
+	} else if (*fail_slot(req->peer) >= AUTH_FAIL_MAX) {
+		auth_stats.limited++;
+		reply(rs, 429, "Too many failed logins, try again later\n");
+		rs->extra = "Retry-After: 60\r\n";
 	} else if (u < 0 || p < 0 || !check(user, ulen, pw, plen)) {
 		/* too long to be a stored user/password, or no match */
 		auth_stats.bad++;
+		(*fail_slot(req->peer))++;
 		reply(rs, 401, "Invalid login\n");
 	} else {
 		/* user matched a stored name: [A-Za-z0-9._-] only */
@@ -152,13 +187,21 @@ static void handle(const struct http_req *req, struct http_resp *rs)
 void app_main(void)
 {
 	plat_random(boot_key, sizeof(boot_key));
+	for (size_t i = 0; i < kv_count; i++) {
+		const struct kv_entry *e = &kv_table[i];
+		if (e->keylen > 5 && !memcmp(e->key, "user/", 5) &&
+		    e->vallen == REC_LEN) {
+			memcpy(dummy_rec, e->val, 4);
+			break;
+		}
+	}
 	printk("auth: %zu users, HTTP on port %d\n", kv_count, AUTH_PORT);
 	if (http_serve(AUTH_PORT, handle) < 0) {
 		printk("auth: cannot listen on %d\n", AUTH_PORT);
 		return;
 	}
 	net_run();
-	printk("auth: %u ok, %u invalid, %u without user, %u pbkdf2, %u cached\n",
+	printk("auth: %u ok, %u invalid, %u without user, %u pbkdf2, %u cached, %u limited\n",
 	       auth_stats.ok, auth_stats.bad, auth_stats.missing,
-	       auth_stats.pbkdf2, auth_stats.cache_hits);
+	       auth_stats.pbkdf2, auth_stats.cache_hits, auth_stats.limited);
 }

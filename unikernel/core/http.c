@@ -345,6 +345,9 @@ const char *http_reason(int status)
 	case 405: return "Method Not Allowed";
 	case 408: return "Request Timeout";
 	case 413: return "Content Too Large";
+	case 414: return "URI Too Long";
+	case 429: return "Too Many Requests";
+	case 431: return "Request Header Fields Too Large";
 	case 500: return "Internal Server Error";
 	case 501: return "Not Implemented";
 	case 503: return "Service Unavailable";
@@ -362,6 +365,7 @@ struct http_conn {
 	size_t outlen;
 	bool close_after;	/* close once out is sent */
 	bool eof;		/* the peer sent FIN */
+	bool deferred;		/* the turn's budget ran out: more to answer */
 	uint64_t req_start;	/* first byte of the pending request */
 	uint64_t last_active;
 	size_t scan;		/* no end of head before this offset */
@@ -456,10 +460,16 @@ static void respond_error(struct http_conn *hc, int status)
 	respond(hc, false, 1, &rs);
 }
 
+/* Answer the complete requests in the buffer, at most
+ * HTTP_REQS_PER_TURN of them (one segment full of pipelined requests must
+ * not block the unikernel); on_poll and on_sent resume. */
 static void process(struct http_conn *hc)
 {
 	uint64_t now = net_now_ms();
+	bool more = false;
+	int budget = HTTP_REQS_PER_TURN;
 
+	hc->deferred = false;
 	while (hc->tc && !hc->outlen && !hc->close_after) {
 		struct http_req req;
 		struct http_resp rs;
@@ -480,13 +490,20 @@ static void process(struct http_conn *hc)
 			hc->need = req.head_len ? req.head_len + req.content_length : 0;
 			break;
 		}
-		if (tcp_send_space(hc->tc) < HTTP_HDR_MAX + HTTP_BODY_BUF)
-			break;	/* resumed from the sent callback */
+		if (tcp_send_space(hc->tc) < HTTP_HDR_MAX + HTTP_BODY_BUF) {
+			more = true;	/* resumed from the sent callback */
+			break;
+		}
+		if (budget-- == 0) {
+			more = hc->deferred = true;	/* resumed from on_poll */
+			break;
+		}
 		if (n < 0) {
 			respond_error(hc, (int)-n);
 			return;
 		}
 		http_stats.requests++;
+		req.peer = hc->tc->rip;
 		memset(&rs, 0, offsetof(struct http_resp, buf));
 		rs.status = 200;
 		if (req.query && http_query_check(req.query, req.query_len) < 0) {
@@ -507,8 +524,9 @@ static void process(struct http_conn *hc)
 		hc->req_start = hc->len ? now : 0;
 		hc->last_active = now;
 	}
-	if (hc->tc && hc->eof && !hc->outlen && !hc->close_after) {
-		/* Peer is done sending: nothing complete remains. */
+	if (hc->tc && hc->eof && !hc->outlen && !hc->close_after && !more) {
+		/* Peer is done sending and every complete request is
+		 * answered: what is left can never complete. */
 		hc_close(hc);
 	}
 }
@@ -537,6 +555,7 @@ static void on_accept(struct tcp_conn *c)
 	hc->outlen = 0;
 	hc->close_after = false;
 	hc->eof = false;
+	hc->deferred = false;
 	hc->len = hc->scan = hc->need = 0;
 	hc->req_start = 0;
 	hc->last_active = net_now_ms();
@@ -597,6 +616,12 @@ static void on_poll(struct tcp_conn *c, uint64_t now)
 
 	if (!hc)
 		return;
+	if (hc->deferred && !hc->outlen) {
+		process(hc);
+		if (!hc->tc)
+			return;
+		tcp_recved(c);
+	}
 	if (hc->outlen) {
 		/* A body is stuck behind a peer that does not read. */
 		if (now - hc->last_active > HTTP_IDLE_TIMEOUT_MS) {

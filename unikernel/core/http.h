@@ -22,6 +22,8 @@
 #define HTTP_HDR_MAX 320	/* our response headers fit in this */
 #define HTTP_REQ_TIMEOUT_MS 10000	/* a started request must complete */
 #define HTTP_IDLE_TIMEOUT_MS 30000	/* idle keep-alive connection */
+#define HTTP_REQS_PER_TURN 4	/* pipelined requests answered per event; the
+				 * rest wait for the next timer tick */
 
 enum http_method { HTTP_GET = 1, HTTP_HEAD = 2 };
 
@@ -35,6 +37,7 @@ struct http_req {
 	bool keep_alive;
 	size_t content_length;
 	size_t head_len;	/* request line + headers, once complete */
+	uint32_t peer;		/* the client's address (host order) */
 };
 
 /* Parse one request at the start of buf. Returns its total length
