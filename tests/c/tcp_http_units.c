@@ -967,7 +967,8 @@ static void test_http_parse_errors(void)
 	CHECK(parse("GET / HTTP/1.1 x\r\nHost: h\r\n\r\n", &r) == -400);
 	CHECK(parse("GET  / HTTP/1.1\r\nHost: h\r\n\r\n", &r) == -400);
 	CHECK(parse("GET /\r\nHost: h\r\n\r\n", &r) == -400);		/* HTTP/0.9 */
-	CHECK(parse("GET http://x/ HTTP/1.1\r\nHost: h\r\n\r\n", &r) == -400);
+	CHECK(parse("GET http:// HTTP/1.1\r\nHost: h\r\n\r\n", &r) == -400);	/* no authority */
+	CHECK(parse("GET ftp://x/ HTTP/1.1\r\nHost: h\r\n\r\n", &r) == -400);
 	CHECK(parse("GET /a#b HTTP/1.1\r\nHost: h\r\n\r\n", &r) == -400);
 	CHECK(parse("G(T / HTTP/1.1\r\nHost: h\r\n\r\n", &r) == -400);
 	CHECK(parse("GET / HTTP/1.1\r\nHost : h\r\n\r\n", &r) == -400);
@@ -977,9 +978,12 @@ static void test_http_parse_errors(void)
 	CHECK(parse("GET / HTTP/1.1\r\nHost: h\rX: y\r\n\r\n", &r) == -400);
 	CHECK(parse("GET / HTTP/1.1\r\nHost: h\r\nContent-Length: 1x\r\n\r\n", &r) == -400);
 	CHECK(parse("GET / HTTP/1.1\r\nHost: h\r\nContent-Length: 1\r\nContent-Length: 2\r\n\r\n", &r) == -400);
-	CHECK(parse("GET / HTTP/1.1\r\nHost: h\r\nTransfer-Encoding: chunked\r\n\r\n", &r) == -501);
+	CHECK(parse("GET / HTTP/1.1\r\nHost: h\r\nTransfer-Encoding: gzip\r\n\r\n", &r) == -501);
+	CHECK(parse("GET / HTTP/1.1\r\nHost: h\r\nTransfer-Encoding: gzip, chunked\r\n\r\n", &r) == -501);
+	CHECK(parse("GET / HTTP/1.1\r\nHost: h\r\nTransfer-Encoding: chunked\r\nContent-Length: 3\r\n\r\n", &r) == -400);
+	CHECK(parse("GET / HTTP/1.1\r\nHost: h\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\n", &r) == -400);
 	CHECK(parse("GET / HTTP/1.1\r\nHost: h\r\nContent-Length: 99999999999999999999999\r\n\r\n", &r) == -413);
-	CHECK(parse("GET / HTTP/1.1\r\nHost: h\r\nContent-Length: 4090\r\n\r\n", &r) == -413);
+	CHECK(parse("GET / HTTP/1.1\r\nHost: h\r\nContent-Length: 12280\r\n\r\n", &r) == -413);
 	{
 		char nul[] = "GET /\0 HTTP/1.1";
 		CHECK(http_parse(nul, sizeof(nul) - 1, HTTP_REQ_MAX, &r) == -400);
@@ -998,12 +1002,49 @@ static void test_http_parse_limits(void)
 	for (i = 0; i < HTTP_MAX_HEADERS; i++)
 		n += (size_t)sprintf(big + n, "X-%d: y\r\n", i);
 	n += (size_t)sprintf(big + n, "\r\n");
-	CHECK(http_parse(big, n, HTTP_REQ_MAX, &r) == -413);
-	/* A head that never ends within the buffer. */
+	CHECK(http_parse(big, n, HTTP_REQ_MAX, &r) == -431);	/* RFC 6585 5 */
+	/* A request line that never ends within the buffer: 414. */
 	memset(big, 'a', sizeof(big));
 	memcpy(big, "GET /", 5);
-	CHECK(http_parse(big, HTTP_REQ_MAX, HTTP_REQ_MAX, &r) == -413);
+	CHECK(http_parse(big, HTTP_REQ_MAX, HTTP_REQ_MAX, &r) == -414);
 	CHECK(http_parse(big, HTTP_REQ_MAX - 1, HTTP_REQ_MAX, &r) == 0);
+	/* Header fields that never end: 431. */
+	memcpy(big + 5, " HTTP/1.1\r\nX: ", 15);
+	CHECK(http_parse(big, HTTP_REQ_MAX, HTTP_REQ_MAX, &r) == -431);
+	/* RFC 9112 3: request lines of 8000 octets and ~100 ordinary fields are fine. */
+	memset(big, 'a', sizeof(big));
+	memcpy(big, "GET /", 5);
+	n = 8000 - 9;
+	n += (size_t)sprintf(big + n, " HTTP/1.1\r\nHost: h\r\n");
+	for (i = 0; i < 98; i++)
+		n += (size_t)sprintf(big + n, "X-Field-%d: value %d\r\n", i, i);
+	n += (size_t)sprintf(big + n, "\r\n");
+	CHECK(http_parse(big, n, HTTP_REQ_MAX, &r) == (long)n);
+	CHECK(r.path_len == 8000 - 4 - 9);
+}
+
+static void test_http_parse_absolute_form_and_chunked(void)
+{
+	struct http_req r;
+	const char *c = "GET / HTTP/1.1\r\nHost: h\r\nTransfer-Encoding: Chunked\r\n\r\n"
+			"4;ext=1\r\nWiki\r\n5\r\npedia\r\n0\r\nX-Trailer: t\r\n\r\nNEXT";
+	size_t total = strlen(c) - 4, k;
+
+	CHECK(parse("GET http://example.org:8088/a/b?user=x HTTP/1.1\r\nHost: h\r\n\r\n", &r) > 0);
+	CHECK(r.path_len == 4 && memcmp(r.path, "/a/b", 4) == 0);
+	CHECK(r.query_len == 6 && memcmp(r.query, "user=x", 6) == 0);
+	CHECK(parse("GET HTTP://h HTTP/1.1\r\nHost: h\r\n\r\n", &r) > 0);
+	CHECK(r.path_len == 1 && r.path[0] == '/' && !r.query);
+	CHECK(parse("HEAD http://h?q=1 HTTP/1.1\r\nHost: h\r\n\r\n", &r) > 0);
+	CHECK(r.path_len == 1 && r.query_len == 3);
+	/* Chunked body: complete only with the last chunk and trailers. */
+	CHECK(http_parse(c, strlen(c), HTTP_REQ_MAX, &r) == (long)total);
+	for (k = 50; k < total; k++) {
+		long v = http_parse(c, k, HTTP_REQ_MAX, &r);
+		CHECK(v == 0);
+		if (v)
+			printf("prefix %zu -> %ld\n", k, v);
+	}
 }
 
 static void test_http_parse_body_and_pipelining(void)
@@ -1169,12 +1210,12 @@ static void test_http_server_header_flood(void)
 	feed(5004, 8080, seq, ISS + 1, ACK, 65535, flood, 16);
 	seq += 16;
 	memset(flood, 'X', sizeof(flood));
-	for (i = 0; i < 10 && !(last()->flags & FIN); i++) {
+	for (i = 0; i < 20 && !(last()->flags & FIN); i++) {
 		feed(5004, 8080, seq, ISS + 1, ACK, 65535, flood, sizeof(flood));
 		seq += sizeof(flood);
 	}
 	collect(5004, got, sizeof(got));
-	CHECK(strstr(got, "HTTP/1.1 413 ") == got);
+	CHECK(strstr(got, "HTTP/1.1 431 ") == got);
 	CHECK(last()->flags & FIN);
 }
 
@@ -1422,7 +1463,7 @@ static const struct {
 	T(test_tcp_time_wait_reuse), T(test_tcp_simultaneous_close), T(test_tcp_fin_retransmitted),
 	T(test_tcp_concurrent), T(test_tcp_syn_flood_keeps_real_clients), T(test_tcp_idle_clients_do_not_lock_out),
 	T(test_tcp_junk_does_not_keep_alive),
-	T(test_http_server_bounded_work_per_segment), T(test_http_server_fin_after_pipelined_requests), T(test_tcp_rfc5961_ack_bound_and_challenge_limit), T(test_tcp_idle_timeout_any_state),
+	T(test_http_server_bounded_work_per_segment), T(test_http_parse_absolute_form_and_chunked), T(test_http_server_fin_after_pipelined_requests), T(test_tcp_rfc5961_ack_bound_and_challenge_limit), T(test_tcp_idle_timeout_any_state),
 	T(test_tcp_app_takes_partial), T(test_tcp_window_advertised),
 	T(test_chacha20_rfc8439_vector), T(test_csprng_never_repeats_and_erases_key),
 	T(test_tcp_isn_rfc6528),
