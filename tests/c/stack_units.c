@@ -362,6 +362,78 @@ static void test_arp_refresh(void)
 }
 
 /* ---- IPv4 / ICMP ------------------------------------------------------- */
+/* One fragment of the ICMP message msg[0..len) at off (n bytes). */
+static size_t mk_frag(uint8_t *f, uint32_t src, uint16_t id, const uint8_t *msg,
+		      size_t off, size_t n, bool more)
+{
+	size_t fl = mk_ip(f, PEER_MAC, src, ME, IP_PROTO_ICMP, n, 20);
+	uint8_t *ip = f + ETH_HLEN;
+	wr16(ip + 4, id);
+	wr16(ip + 6, (uint16_t)((off / 8) | (more ? 0x2000 : 0)));
+	wr16(ip + 10, 0);
+	wr16(ip + 10, inet_fold(inet_sum(ip, 20, 0)));
+	memcpy(ip + 20, msg + off, n);
+	return fl;
+}
+
+static void test_ipv4_reassembly(void)
+{
+	static uint8_t msg[3008], got[3008];
+	uint8_t f[ETH_FRAME_MAX];
+	size_t i, n, len = sizeof(msg);
+
+	setup_static();
+	learn_neighbour(PEER_MAC, PEER);
+	msg[0] = 8;
+	wr16(msg + 4, 0x4242);
+	for (i = 8; i < len; i++)
+		msg[i] = (uint8_t)(i * 7);
+	wr16(msg + 2, inet_fold(inet_sum(msg, len, 0)));
+	/* Three fragments, out of order, a duplicate among them. */
+	n = mk_frag(f, PEER, 77, msg, 2960, len - 2960, false);
+	eth_input(f, n);
+	n = mk_frag(f, PEER, 77, msg, 0, 1480, true);
+	eth_input(f, n);
+	eth_input(f, n);
+	CHECK_EQ(test_ntx, 0);
+	n = mk_frag(f, PEER, 77, msg, 1480, 1480, true);
+	eth_input(f, n);
+	/* The reply: as big as the request, in three fragments. */
+	CHECK_EQ(test_ntx, 3);
+	size_t total = 0;
+	for (int k = 0; k < test_ntx && k < 3; k++) {
+		const uint8_t *ip = test_tx[k].data + 14;
+		size_t off = (size_t)(rd16(ip + 6) & 0x1fff) * 8, pl = rd16(ip + 2) - 20u;
+		CHECK_EQ(inet_fold(inet_sum(ip, 20, 0)), 0);
+		CHECK_EQ(!!(rd16(ip + 6) & 0x2000), k < 2);
+		if (off + pl > sizeof(got)) { CHECK(0); break; }
+		memcpy(got + off, ip + 20, pl);
+		total += pl;
+	}
+	CHECK_EQ(total, len);
+	CHECK_EQ(got[0], 0);
+	CHECK_EQ(inet_fold(inet_sum(got, len, 0)), 0);
+	CHECK(!memcmp(got + 4, msg + 4, len - 4));
+	/* Incomplete datagrams time out; too big ones are dropped. */
+	test_clear_tx();
+	n = mk_frag(f, PEER, 78, msg, 0, 1480, true);
+	eth_input(f, n);
+	test_now += 60000;
+	n = mk_frag(f, PEER, 78, msg, 1480, 1480, false);
+	eth_input(f, n);
+	CHECK_EQ(test_ntx, 0);
+	n = mk_frag(f, PEER, 79, msg, 0, 1000, false);
+	wr16(f + ETH_HLEN + 6, (uint16_t)(4000 / 8));
+	wr16(f + ETH_HLEN + 10, 0);
+	wr16(f + ETH_HLEN + 10, inet_fold(inet_sum(f + ETH_HLEN, 20, 0)));
+	eth_input(f, n);
+	CHECK_EQ(test_ntx, 0);
+	/* Our subnet's broadcast address as a source is refused. */
+	n = mk_echo(f, IP(10, 0, 0, 255), ME, 20, 8);
+	eth_input(f, n);
+	CHECK_EQ(test_ntx, 0);
+}
+
 static void test_icmp_echo(void)
 {
 	setup_static();
@@ -489,7 +561,7 @@ static void test_ipv4_routing(void)
 	CHECK(!memcmp(test_tx[1].data, eth_broadcast, 6));
 	CHECK_EQ(rd16(test_tx[0].data + 12), ETH_P_IPV4);
 	/* too big, to ourselves, to 0.0.0.0 */
-	static uint8_t big[IP_MAX_PAYLOAD + 1];
+	static uint8_t big[IP_MAX_DATAGRAM + 1];
 	CHECK_EQ(ipv4_output(PEER, 253, big, sizeof(big)), -1);
 	CHECK_EQ(ipv4_output(ME, 253, p, 4), -1);
 	CHECK_EQ(ipv4_output(0, 253, p, 4), -1);
@@ -1072,6 +1144,7 @@ int main(void)
 	RUN(test_arp_refresh);
 	RUN(test_icmp_echo);
 	RUN(test_ipv4_drops);
+	RUN(test_ipv4_reassembly);
 	RUN(test_ipv4_routing);
 	RUN(test_udp);
 	RUN(test_dhcp_exchange);

@@ -20,7 +20,8 @@
 #define ETH_P_ARP 0x0806
 
 #define IP_HLEN 20                     /* we send no options */
-#define IP_MAX_PAYLOAD (ETH_MTU - IP_HLEN) /* 1480: biggest ipv4_output len */
+#define IP_MAX_PAYLOAD (ETH_MTU - IP_HLEN) /* 1480: biggest unfragmented payload */
+#define IP_MAX_DATAGRAM 4480 /* biggest payload reassembled or sent in fragments */
 #define IP_PROTO_ICMP 1
 #define IP_PROTO_TCP 6
 #define IP_PROTO_UDP 17
@@ -117,7 +118,7 @@ bool arp_busy(void); /* a packet still waits for resolution */
 
 /* ---- IPv4 -------------------------------------------------------------- */
 void ipv4_input(const uint8_t *pkt, size_t len);
-/* Send payload (len <= IP_MAX_PAYLOAD) to dst with protocol proto from
+/* Send payload (len <= IP_MAX_DATAGRAM; fragmented above IP_MAX_PAYLOAD) to dst with protocol proto from
  * net_ip() (0.0.0.0 before configuration). dst 255.255.255.255 and the
  * subnet broadcast go to the Ethernet broadcast address; on-link
  * destinations are resolved directly, others through the gateway.
