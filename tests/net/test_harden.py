@@ -90,6 +90,65 @@ def test_fin_after_pipelined_requests_answers_them_all(auth):
     assert py(auth, PIPELINE_FIN, "129") == {"answers": 129}
 
 
+RAW_HTTP = r"""
+import json, socket, sys
+ip, hexreq = sys.argv[1], sys.argv[2]
+s = socket.create_connection((ip, 8088), timeout=20)
+s.sendall(bytes.fromhex(hexreq))
+data = b""
+try:
+    while b"\r\n\r\n" not in data:
+        b = s.recv(65536)
+        if not b:
+            break
+        data += b
+except (socket.timeout, ConnectionResetError):
+    pass
+print(json.dumps({"status": data.split(b"\r\n", 1)[0].decode(errors="replace")}))
+"""
+
+
+def raw_status(uk, request: bytes) -> str:
+    return py(uk, RAW_HTTP, request.hex())["status"]
+
+
+def test_http_long_request_line_and_header_limits(auth):
+    # RFC 9112 3: request lines of 8000 octets work; longer than we buffer: 414.
+    pad = "a" * (8000 - len(GOOD) - len("GET  HTTP/1.1") - len("&pad="))
+    code, body = curl(auth, f"{GOOD}&pad={pad}")
+    assert (code, body) == (200, "hello mirage!\n")
+    assert raw_status(auth, b"GET /" + b"a" * 20000 + b" HTTP/1.1\r\nHost: h\r\n\r\n") == \
+        "HTTP/1.1 414 URI Too Long"
+    # ~100 ordinary header fields work; too many or too large ones: 431 (RFC 6585 5).
+    headers = [arg for i in range(98) for arg in ("-H", f"X-Field-{i}: value-{i}")]
+    assert curl(auth, GOOD, *headers) == (200, "hello mirage!\n")
+    many = b"".join(b"X-%d: y\r\n" % i for i in range(150))
+    assert raw_status(auth, b"GET / HTTP/1.1\r\nHost: h\r\n" + many + b"\r\n") == \
+        "HTTP/1.1 431 Request Header Fields Too Large"
+    assert raw_status(auth, b"GET / HTTP/1.1\r\nHost: h\r\nX-Big: " + b"b" * 20000 + b"\r\n\r\n") == \
+        "HTTP/1.1 431 Request Header Fields Too Large"
+
+
+def test_http_absolute_form_and_chunked_body(auth):
+    code, body = curl(auth, "/", "--request-target", f"http://{auth.ip}:8088{GOOD}")
+    assert (code, body) == (200, "hello mirage!\n")
+    # curl sends a chunked body when told to (RFC 9112 7.1: a server MUST parse it).
+    code, body = curl(auth, GOOD, "-X", "GET", "-H", "Transfer-Encoding: chunked",
+                      "--data-binary", "some body")
+    assert (code, body) == (200, "hello mirage!\n")
+    chunked = (b"GET /?x=1 HTTP/1.1\r\nHost: h\r\nTransfer-Encoding: chunked\r\n\r\n"
+               b"4\r\nWiki\r\n0\r\n\r\n")
+    assert raw_status(auth, chunked) == "HTTP/1.1 401 Unauthorized"
+    assert raw_status(auth, chunked.replace(b"chunked", b"gzip")) == "HTTP/1.1 501 Not Implemented"
+
+
+@pytest.mark.parametrize("size", [1600, 3000, 4000])
+def test_fragmented_ping_is_answered(auth, size):
+    need_tool("ping")
+    r = auth.exec_in_ns(["ping", "-c", "1", "-W", "3", "-s", str(size), auth.ip])
+    assert r.returncode == 0 and f"{size + 8} bytes from {auth.ip}" in r.stdout, r.stdout + r.stderr
+
+
 def test_failed_logins_are_limited_per_source(auth):
     codes = [curl(auth, f"/?user=mirage&password=wrong{i}")[0] for i in range(12)]
     assert codes[:10] == [401] * 10 and codes[10:] == [429, 429], codes

@@ -19,7 +19,7 @@
 #ifndef HTTP_REQ_MAX
 #define HTTP_REQ_MAX 12288	/* an 8000-octet request line + ~100 fields */
 #endif
-#define HTTP_MAX_HEADERS 100
+#define HTTP_MAX_HEADERS 128
 #define HTTP_BODY_BUF 512	/* room for a handler-built body */
 #define HTTP_HDR_MAX 320	/* our response headers fit in this */
 #define HTTP_REQ_TIMEOUT_MS 10000	/* a started request must complete */
