@@ -8,8 +8,8 @@
  * The store (appdata.py) holds per user "user/<name>" -> iterations (BE32)
  * || salt[16] || PBKDF2-HMAC-SHA256(password, salt, iterations)[32].
  * Unknown users cost the same PBKDF2 as known ones, the final compare is
- * constant time, and no password is ever printed. A client address with
- * AUTH_FAIL_MAX failures in a minute gets 429 until the minute is over.
+ * constant time, and no password is ever printed. Failures are limited
+ * per client address (429 once its token bucket is empty, see below).
  *
  * PBKDF2 makes every check deliberately slow, so a successful login is
  * remembered: a small cache keeps HMAC-SHA256(boot key, salt || password)
@@ -67,31 +67,41 @@ static void cache_tag(const uint8_t *salt, const char *pw, size_t pwlen,
  * MIRAGE_AUTH_PBKDF2_ITERATIONS does not tell known users by timing. */
 static uint8_t dummy_rec[REC_LEN] = { 0, 0, 0x10, 0 };
 
-/* Failed logins per client address: after AUTH_FAIL_MAX in
- * AUTH_FAIL_WINDOW_MS the address gets 429 without a PBKDF2. */
-#define AUTH_FAIL_MAX 10
-#define AUTH_FAIL_WINDOW_MS 60000
+/* Failed logins per client address, a token bucket: AUTH_FAIL_BURST
+ * failures at once, then one per AUTH_FAIL_REFILL_MS; an address out of
+ * tokens gets 429 without a PBKDF2 (online guessing is bounded). */
+#define AUTH_FAIL_BURST 32
+#define AUTH_FAIL_REFILL_MS 500
 #define AUTH_FAIL_SLOTS 32
 static struct {
-	uint32_t ip, count;
-	uint64_t since;
+	uint32_t ip, tokens;
+	uint64_t at;		/* last refill */
 } fails[AUTH_FAIL_SLOTS];
 
-static uint32_t *fail_slot(uint32_t ip)
+/* The address's bucket, refilled to now; a new one (full) replaces the
+ * least recently used. */
+static uint32_t *fail_tokens(uint32_t ip)
 {
 	uint64_t now = net_now_ms();
 	int i, old = 0;
 
 	for (i = 0; i < AUTH_FAIL_SLOTS; i++) {
-		if (fails[i].ip == ip && now - fails[i].since < AUTH_FAIL_WINDOW_MS)
-			return &fails[i].count;
-		if (fails[i].since < fails[old].since)
+		if (fails[i].ip == ip && fails[i].at) {
+			uint64_t add = (now - fails[i].at) / AUTH_FAIL_REFILL_MS;
+			if (add) {
+				fails[i].tokens = (uint32_t)MIN(fails[i].tokens + add,
+								(uint64_t)AUTH_FAIL_BURST);
+				fails[i].at += add * AUTH_FAIL_REFILL_MS;
+			}
+			return &fails[i].tokens;
+		}
+		if (fails[i].at < fails[old].at)
 			old = i;
 	}
-	fails[old].ip = ip;	/* the oldest window gives way */
-	fails[old].count = 0;
-	fails[old].since = now;
-	return &fails[old].count;
+	fails[old].ip = ip;
+	fails[old].tokens = AUTH_FAIL_BURST;
+	fails[old].at = now ? now : 1;
+	return &fails[old].tokens;
 }
 
 static bool check(const char *user, size_t ulen, const char *pw, size_t pwlen)
@@ -165,14 +175,14 @@ static void handle(const struct http_req *req, struct http_resp *rs)
 	} else if (u == 0 || p == 0 || (u == 1 && ulen == 0)) {
 		auth_stats.missing++;
 		reply(rs, 401, "No user given\n");
-	} else if (*fail_slot(req->peer) >= AUTH_FAIL_MAX) {
+	} else if (*fail_tokens(req->peer) == 0) {
 		auth_stats.limited++;
 		reply(rs, 429, "Too many failed logins, try again later\n");
 		rs->extra = "Retry-After: 60\r\n";
 	} else if (u < 0 || p < 0 || !check(user, ulen, pw, plen)) {
 		/* too long to be a stored user/password, or no match */
 		auth_stats.bad++;
-		(*fail_slot(req->peer))++;
+		(*fail_tokens(req->peer))--;
 		reply(rs, 401, "Invalid login\n");
 	} else {
 		/* user matched a stored name: [A-Za-z0-9._-] only */

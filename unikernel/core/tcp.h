@@ -41,7 +41,10 @@
 #define TCP_FIN_WAIT2_MS 30000
 #define TCP_IDLE_MS 300000	/* nothing heard for this long: abort, any state */
 #ifndef TCP_PER_SOURCE
-#define TCP_PER_SOURCE (TCP_MAX_CONN / 4)	/* connections per remote address */
+/* Connections per remote address: one client (or a NAT full of them) may
+ * use most of the table, never all of it; under pressure the biggest
+ * holder's least recently heard connection is recycled first. */
+#define TCP_PER_SOURCE (TCP_MAX_CONN * 7 / 8)
 #endif
 #define TCP_HALF_OPEN_MAX (TCP_MAX_CONN / 4)	/* more SYNs: answered with cookies */
 #define TCP_COOKIE_SLOT_MS 64000	/* a SYN cookie is valid 64-128 s */
