@@ -112,6 +112,7 @@ int arp_lookup(uint32_t ip, uint8_t mac[ETH_ALEN]);
 int arp_output(uint32_t nh, const void *ippkt, size_t len);
 void arp_request(uint32_t ip);
 void arp_announce(void); /* gratuitous ARP for our address */
+void arp_probe(uint32_t ip); /* RFC 5227 probe (sender 0.0.0.0) */
 void arp_timer(uint64_t now_ms);
 void arp_reset(void);
 bool arp_busy(void); /* a packet still waits for resolution */
@@ -146,6 +147,10 @@ void dhcp_reset(void); /* forget everything, send nothing */
 void dhcp_timer(uint64_t now_ms);
 bool dhcp_bound(void);
 bool dhcp_busy(void); /* an exchange is under way (its retries need a tick) */
+/* From arp.c: an ARP packet from another host (RFC 5227 probing). */
+void dhcp_arp_seen(uint32_t spa, uint32_t tpa);
+/* From arp.c: another host insists on our address: give it up. */
+void dhcp_conflict(void);
 
 /* ---- TCP (core/tcp.c, helper B) -------------------------------------- */
 /* netif.c has weak no-op versions so apps without TCP (ping) link. */
