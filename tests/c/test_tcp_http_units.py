@@ -302,3 +302,31 @@ def test_isns_are_unpredictable_across_tuples(units):
     assert len(set(deltas)) > 1990  # no constant or small step between neighbouring ports
     ones = sum(bin(v).count("1") for v in isns)
     assert abs(ones - 32000) < 5 * 179
+
+
+# ---- the packer stays inside the data directory -----------------------------------------
+
+
+def test_packer_refuses_symlinks_out_of_the_data_dir(tmp_path, monkeypatch):
+    monkeypatch.setenv(appdata.ITERATIONS_ENV, "1000")
+    secret = tmp_path / "outside" / "id_rsa"
+    secret.parent.mkdir()
+    secret.write_text("PRIVATE KEY\n")
+    www = tmp_path / "www"
+    www.mkdir()
+    (www / "index.html").write_text("<p>hi</p>\n")
+    (www / "key.txt").symlink_to(secret)
+    with pytest.raises(appdata.AppDataError, match=r"key\.txt is a symlink to .*outside the data dir"):
+        appdata.generate("www", www, tmp_path / "gen.c")
+    (www / "key.txt").unlink()
+    (www / "sub").symlink_to(secret.parent, target_is_directory=True)
+    with pytest.raises(appdata.AppDataError, match="outside the data dir"):
+        appdata.generate("www", www, tmp_path / "gen.c")
+    (www / "sub").unlink()
+    (www / "home.html").symlink_to(www / "index.html")  # inside: fine
+    appdata.generate("www", www, tmp_path / "gen.c")
+    assert "PRIVATE KEY" not in (tmp_path / "gen.c").read_text()
+    auth = make_users(tmp_path / "auth", {"ann": b"pw"})
+    (auth / "users" / "root").symlink_to(secret)
+    with pytest.raises(appdata.AppDataError, match=r"users/root is a symlink"):
+        appdata.generate("auth", auth, tmp_path / "gen2.c")
