@@ -5,7 +5,7 @@ notification suppression counted in both directions, a hostile backend. ASan/UBS
 The xenstore client likewise, against a simulated xenstored (tests/c/xen_xenstore.c).
 
 Plus checks of the Xen build itself: every app links as a PV kernel with the Xen ELF notes the
-domain builder needs, and auth stays within its 64 KiB budget."""
+domain builder needs, and auth stays within its 96 KiB budget."""
 
 from __future__ import annotations
 
