@@ -103,15 +103,12 @@ def run_summary(names: list[str], booted: dict[str, Booted], total_s: float) -> 
     }
 
 
-# what to open on an app that serves HTTP (its port comes from the registry)
-TRY_PATH = {"auth": "/login?user=alice&password=wonderland", "www": "/"}
-
-
 def try_url(app: str, ip: str) -> str | None:
-    port = registry.apps()[app].port if app in registry.apps() else 0
-    if app not in TRY_PATH or not port:
-        return None
-    return f"http://{ip}{'' if port == 80 else f':{port}'}{TRY_PATH[app]}"
+    """The URL `unikernel run` suggests for an app that serves HTTP (a login of a demo user)."""
+    from .unikernel_probe import try_path
+
+    path = try_path(app)
+    return registry.apps()[app].url(ip, path) if path and registry.apps()[app].port else None
 
 
 def run_hints(app: str, names: list[str], booted: dict[str, Booted], total_s: float, autostart: bool,

@@ -36,8 +36,8 @@ def compile_c(out: Path, sources: list[Path], includes: tuple[Path, ...] = (CORE
     return out
 
 
-def run_c(exe: Path, *args: str, timeout: float = 120) -> subprocess.CompletedProcess:
-    return subprocess.run([str(exe), *args], capture_output=True, text=True, timeout=timeout,
+def run_c(exe: Path, *args: str, timeout: float = 120, stdin: str | None = None) -> subprocess.CompletedProcess:
+    return subprocess.run([str(exe), *args], capture_output=True, text=True, timeout=timeout, input=stdin,
                           env={**os.environ, **SAN_ENV})
 
 

@@ -5,7 +5,7 @@ notification suppression counted in both directions, a hostile backend. ASan/UBS
 The xenstore client likewise, against a simulated xenstored (tests/c/xen_xenstore.c).
 
 Plus checks of the Xen build itself: every app links as a PV kernel with the Xen ELF notes the
-domain builder needs, and auth stays within its 64 KiB budget."""
+domain builder needs, and auth stays within its 96 KiB budget."""
 
 from __future__ import annotations
 
@@ -69,7 +69,7 @@ def test_xen_image(tmp_path, app):
     assert "no symbols" in syms.stderr  # stripped; <app>.xen.dbg keeps them
     assert (tmp_path / f"{app}.xen.dbg").is_file()
     if app == "auth":
-        assert image.stat().st_size <= 64 * 1024, f"auth.xen is {image.stat().st_size} bytes, budget 64 KiB"
+        assert image.stat().st_size <= 96 * 1024, f"auth.xen is {image.stat().st_size} bytes, budget 96 KiB"
 
 
 def test_xen_core_uses_no_host_headers():
