@@ -6,32 +6,40 @@ Heavy modules (Ansible, pytest, paramiko) are imported inside the commands that 
 
 from __future__ import annotations
 
-import contextlib
 import json
 import os
 import sys
 import traceback
 from pathlib import Path
+from typing import NoReturn
 
 import click
 
 from . import __version__, registry
+from .errors import EXIT_BAD_INPUT, EXIT_FAILED, MirageEnvError
 
-EXIT_FAILED, EXIT_BAD_INPUT = 1, 2
+
+def _fail(message: str, code: int = EXIT_FAILED) -> NoReturn:
+    raise MirageEnvError(message, exit_code=code)
 
 
-def _fail(message: str, code: int = EXIT_FAILED) -> None:
-    click.secho(f"error: {message}", fg="red", err=True)
-    sys.exit(code)
+class _Cli(click.Group):
+    """The one place a MirageEnvError becomes a message and an exit code (no traceback)."""
+
+    def invoke(self, ctx: click.Context):
+        try:
+            return super().invoke(ctx)
+        except MirageEnvError as exc:
+            click.secho(exc.render(), fg="red", err=True)
+            sys.exit(exc.exit_code)
 
 
 def _open_env(ctx: click.Context):
     """Settings → state dir → provider; bad settings end here with exit 2, nothing touched."""
-    from .settings import SettingsError, load_settings
-    from .workflow import Environment
-
     from .providers import ProviderError
+    from .settings import load_settings
     from .state import StateDir
+    from .workflow import Environment
 
     opts = ctx.obj
     try:
@@ -42,38 +50,25 @@ def _open_env(ctx: click.Context):
             if recorded.get("provider"):
                 settings = load_settings(opts["config"], {**opts["overrides"], "provider": recorded["provider"]})
         return Environment.open(settings, opts["state_dir"], limit=opts["limit"])
-    except SettingsError as exc:
-        click.secho(exc.render(), fg="red", err=True)
-        sys.exit(EXIT_BAD_INPUT)
-    except ProviderError as exc:
-        _fail(str(exc), EXIT_BAD_INPUT)
+    except ProviderError as exc:  # a provider refusing these settings: bad input, nothing started
+        raise MirageEnvError(str(exc), exit_code=EXIT_BAD_INPUT) from exc
 
 
 def _run_stages(ctx: click.Context, command: str, stages) -> None:
     """Run `stages(env, report)` holding the environment, write the report, turn known failures
     into clear messages."""
-    from .state import Busy
-
     env = _open_env(ctx)
-    with contextlib.ExitStack() as held:
-        try:
-            held.enter_context(env.state.exclusive(command))
-        except Busy as exc:
-            _fail(str(exc))
+    with env.state.exclusive(command):
         _run_stages_held(env, command, stages)
 
 
 def _run_stages_held(env, command: str, stages) -> None:
-    from .procs import CommandFailed
-    from .providers import ProviderError
-    from .workflow import StageFailed
-
     report = env.new_report(command)
     ok, log = False, None
     try:
         stages(env, report)
         ok = True
-    except (StageFailed, ProviderError, CommandFailed, TimeoutError) as exc:
+    except (MirageEnvError, TimeoutError) as exc:
         log = getattr(exc, "log", None)
         click.secho(f"error: {exc}", fg="red", err=True)
     except KeyboardInterrupt as exc:  # Ctrl-C, or SIGTERM during a playbook (which stops it first)
@@ -120,13 +115,13 @@ def target_options(command):
     command = click.option("--inventory", type=click.Path(dir_okay=False, path_type=Path), expose_value=False,
                            callback=_target_option("inventory"),
                            help="Lab inventory for --provider ssh (see inventory/lab.example.yml).")(command)
-    return click.option("--provider", type=click.Choice(["auto", "qemu", "virtualbox", "libvirt", "ssh"]),
+    return click.option("--provider", type=click.Choice(registry.PROVIDERS),
                         expose_value=False, callback=_target_option("provider"),
                         help="Where the dom0 comes from: qemu (built in), virtualbox/libvirt (Vagrant), "
                              "ssh (lab hosts). Default: auto-detected.")(command)
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.group(cls=_Cli, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(__version__, prog_name="mirage-env")
 @click.option("-c", "--config", type=click.Path(dir_okay=False, path_type=Path),
               help="Settings file (default: ./mirage-env.yml when present).")
@@ -134,7 +129,7 @@ def target_options(command):
               envvar="MIRAGE_ENV_STATE_DIR", help="Where machines, keys, logs and reports go (default ./.mirage-env).")
 @click.option("-s", "--set", "overrides", multiple=True, metavar="KEY=VALUE",
               help="Override one setting, e.g. -s dom0.memory=768M (repeatable).")
-@click.option("--provider", type=click.Choice(["auto", "qemu", "virtualbox", "libvirt", "ssh"]),
+@click.option("--provider", type=click.Choice(registry.PROVIDERS),
               help="Where the dom0 comes from (default: the setting `provider`, auto-detected).")
 @click.option("--inventory", type=click.Path(dir_okay=False, path_type=Path),
               help="Lab inventory for --provider ssh (see inventory/lab.example.yml).")
@@ -215,33 +210,22 @@ def status(ctx: click.Context, as_json: bool, graph: Path | None, no_topology: b
     read from the running system, with every difference from the settings."""
     import shutil
 
-    from .topology import collect
-    from .topology_render import GRAPH_FORMATS, GraphError, render_text, to_dot, write_graph
+    from .topology import collect_views, json_topology
+    from .topology_render import GRAPH_FORMATS, render_text, to_dot, write_graph
 
     if graph is not None and graph.suffix.lower() not in GRAPH_FORMATS:
         _fail(f"--graph {graph}: unknown suffix {graph.suffix!r}. Fix: end the name in .svg or .png",
               EXIT_BAD_INPUT)
     env = _open_env(ctx)
     info = {"name": env.settings.name, "state_dir": str(env.state.root), **env.provider.status()}
-    if info.get("provider") == "ssh":  # a lab: one picture per host (also for one picked by --limit)
-        pictures = _lab_pictures(env, info, graph, no_topology)
-        json_topology = {name: topo.to_dict() for name, _, topo, _ in pictures if topo} or None
-    else:
-        # running None (the provider cannot tell) is worth an SSH attempt; False is not
-        running = info.get("running") is not False
-        topo = None if no_topology else collect(env, running)
-        pictures = [(env.settings.name, info, topo, graph)]
-        json_topology = topo.to_dict() if topo and running else None
+    views = collect_views(env, info, graph, read=not no_topology)
     written = []
-    for _, view_info, topo, path in pictures:
-        if path is not None:
-            try:
-                write_graph(to_dot(view_info, topo), path)
-            except GraphError as exc:
-                _fail(str(exc))
-            written.append(path)
+    for view in views:
+        if view.graph is not None:
+            write_graph(to_dot(view.info, view.topology), view.graph)
+            written.append(view.graph)
     if as_json:
-        info["topology"] = json_topology
+        info["topology"] = json_topology(info, views)
         click.echo(json.dumps(info, indent=2))
         return
     if no_topology:
@@ -249,33 +233,10 @@ def status(ctx: click.Context, as_json: bool, graph: Path | None, no_topology: b
             click.echo(f"{key:>20}: {value}")
         return
     width = min(shutil.get_terminal_size((100, 24)).columns, 120)
-    for _, view_info, topo, _ in pictures:
-        click.echo(render_text(view_info, topo, width=width, color=sys.stdout.isatty()), nl=False)
+    for view in views:
+        click.echo(render_text(view.info, view.topology, width=width, color=sys.stdout.isatty()), nl=False)
     for path in written:
         click.echo(f"graph: {path}")
-
-
-def _lab_pictures(env, info: dict, graph: Path | None, no_topology: bool) -> list[tuple]:
-    """(host, its status, its topology, its graph file) for each selected lab host; topologies are
-    read in parallel, one SSH session per host; graphs go to one file per host: NAME-HOST.svg."""
-    from concurrent.futures import ThreadPoolExecutor
-    from types import SimpleNamespace
-
-    from .providers.ssh import SshProvider
-    from .topology import collect
-
-    lab = env.provider.lab()
-    views = [SimpleNamespace(settings=host.settings,
-                             provider=SshProvider(env.settings, env.state, limit=host.name)) for host in lab]
-    topologies = [None] * len(lab)
-    if not no_topology:
-        with ThreadPoolExecutor(max_workers=max(1, env.settings.lab.parallel)) as pool:
-            topologies = list(pool.map(lambda view: collect(view, True), views))
-    return [(h.name,
-             {**info, "name": f"{info['name']}/{h.name}", "hosts": [e for e in info["hosts"] if e["name"] == h.name]},
-             topo,
-             graph.with_name(f"{graph.stem}-{h.name}{graph.suffix}") if graph is not None else None)
-            for h, topo in zip(lab, topologies)]
 
 
 @cli.command(context_settings={"ignore_unknown_options": True})
@@ -283,16 +244,8 @@ def _lab_pictures(env, info: dict, graph: Path | None, no_topology: bool) -> lis
 @click.pass_context
 def ssh(ctx: click.Context, command: tuple[str, ...]) -> None:
     """Open a shell on the dom0 (or run COMMAND there)."""
-    from .providers import ProviderError
-
     env = _open_env(ctx)
-    try:
-        target = env.provider.ssh_target()
-    except ProviderError as exc:
-        _fail(str(exc))
-    config = env.state.path("ssh_config")
-    alias = f"mirage-{env.settings.name}"
-    config.write_text(target.ssh_config(alias, env.state.path("known_hosts")))
+    config, alias = env.state.write_ssh_config(env.provider.ssh_target())
     os.execvp("ssh", ["ssh", "-F", str(config), alias, *command])
 
 
@@ -325,23 +278,17 @@ def unikernel_build(app: str, target: str, out: Path, data: Path | None) -> None
     """Build APP for TARGET with the bundled toolchain."""
     from . import bundled as builder
 
-    try:
-        path = builder.build(app, target=target, out_dir=out, data_dir=data)
-    except builder.BuildError as exc:
-        _fail(str(exc))
+    path = builder.build(app, target=target, out_dir=out, data_dir=data)
     click.echo(str(path))
 
 
 def _dom0_client(ctx: click.Context):
     """(environment, paramiko client) for one SSH connection to the dom0, closed with the command."""
     from . import sshclient
-    from .providers import ProviderError
 
     env = _open_env(ctx)
     try:
         client = sshclient.connect(env.provider.ssh_target())
-    except (ProviderError, sshclient.HostKeyChanged) as exc:
-        _fail(str(exc))
     except OSError as exc:
         _fail(f"cannot reach the dom0 over SSH ({exc}). Fix: `mirage-env up`")
     ctx.call_on_close(client.close)
@@ -368,61 +315,31 @@ def _dom0_shell(ctx: click.Context):
 def unikernel_run(ctx: click.Context, app: str, name: str | None, memory: int, count: int,
                   autostart: bool, as_json: bool) -> None:
     """Build APP on the dom0, boot it on the bridge and wait for its DHCP lease."""
-    import statistics
     import time
 
-    from .domus import DomUError, mac_for, name_problem, run_apps
+    from .domus import name_problem, run_apps, run_hints, run_summary
     from .report import Report
     from .settings import lease_seconds
-    from .dom0.xlconfig import XlConfigError
 
     name = name or f"mirage-{app}"
     names = [name] if count == 1 else [f"{name}-{i:02d}" for i in range(1, count + 1)]
     if problem := name_problem(names[-1]):
-        _fail(f"--name: {problem}", EXIT_BAD_INPUT)
+        _fail(f"--name: {problem}. Fix: e.g. --name my-auth", EXIT_BAD_INPUT)
     env, sh = _dom0_shell(ctx)
     report = Report("unikernel run")
     t0 = time.monotonic()
-    try:
-        with report.stage(f"run {name}" if count == 1 else f"run {count} × {app}"):
-            booted = run_apps(sh, app, names, memory, env.settings.network.bridge,
-                              lease_seconds(env.settings.network.lease_time) or 3600, report,
-                              autostart=autostart)
-    except (DomUError, XlConfigError) as exc:
-        _fail(str(exc))
+    with report.stage(f"run {name}" if count == 1 else f"run {count} × {app}"):
+        booted = run_apps(sh, app, names, memory, env.settings.network.bridge,
+                          lease_seconds(env.settings.network.lease_time) or 3600, report,
+                          autostart=autostart)
     total_s = round(time.monotonic() - t0, 1)
     failed = {n: b for n, b in booted.items() if b.error}
-    leases = [b.create_to_lease_s for b in booted.values() if b.create_to_lease_s is not None]
     if as_json:
-        click.echo(json.dumps({
-            "domus": [{"name": n, "mac": mac_for(n), "ip": booted[n].ip, "xl_create_s": booted[n].create_s,
-                       "create_to_lease_s": booted[n].create_to_lease_s, "error": booted[n].error}
-                      for n in names],
-            "total_s": total_s,
-            "create_to_lease_median_s": statistics.median(leases) if leases else None,
-            "create_to_lease_worst_s": max(leases) if leases else None,
-        }, indent=2))
+        click.echo(json.dumps(run_summary(names, booted, total_s), indent=2))
     else:
-        ns = env.provider.status().get("host_only_namespace")
-        port = {"auth": ":8088/login?user=alice&password=wonderland", "www": "/"}.get(app)
-        for n in names:
-            b = booted[n]
-            if b.error:
-                continue
-            if b.ip is None:  # a vchan app: no network
-                click.echo(f"{n} is up (vchan); talk to it: mirage-env vchan {n} [--send TEXT]")
-                continue
-            click.echo(f"{n} is up at {b.ip} (xl create → lease {b.create_to_lease_s}s)")
-            if ns and port and count == 1:
-                click.echo(f"try: ip netns exec {ns} curl 'http://{b.ip}{port}'")
-        if count > 1 and leases:
-            click.echo(f"{len(leases)} of {count} up in {total_s}s; xl create → lease median "
-                       f"{statistics.median(leases)}s, worst {max(leases)}s")
-        if autostart and len(failed) < count:
-            click.echo("they boot with the dom0 (xendomains); `unikernel stop` ends that too")
-        if len(failed) < count:
-            click.echo(f"console: mirage-env unikernel logs NAME; stop: mirage-env unikernel stop "
-                       f"{' '.join(n for n in names if n not in failed)}")
+        namespace = env.provider.status().get("host_only_namespace")
+        for line in run_hints(app, names, booted, total_s, autostart, namespace):
+            click.echo(line)
     if failed:
         for n, b in failed.items():
             click.secho(f"error: {b.error}" + (f"\n{b.console_tail}" if b.console_tail else ""), fg="red", err=True)
@@ -451,13 +368,10 @@ def unikernel_list(ctx: click.Context, as_json: bool) -> None:
 @click.pass_context
 def unikernel_logs(ctx: click.Context, name: str) -> None:
     """Print a domU's console log."""
-    from .domus import DomUError, logs
+    from .domus import logs
 
     _, sh = _dom0_shell(ctx)
-    try:
-        click.echo(logs(sh, name), nl=False)
-    except DomUError as exc:
-        _fail(str(exc))
+    click.echo(logs(sh, name), nl=False)
 
 
 @unikernel.command("stop")
@@ -469,7 +383,8 @@ def unikernel_stop(ctx: click.Context, names: tuple[str, ...]) -> None:
 
     for name in names:
         if problem := name_problem(name):
-            _fail(problem, EXIT_BAD_INPUT)
+            _fail(f"{problem}. Fix: e.g. --name my-auth when running it; `mirage-env unikernel list` "
+                  "shows the running names", EXIT_BAD_INPUT)
     env, sh = _dom0_shell(ctx)
     done, errors = stop(sh, list(names), env.settings.network.bridge)
     for line in done:
@@ -485,19 +400,14 @@ def unikernel_stop(ctx: click.Context, names: tuple[str, ...]) -> None:
 @click.pass_context
 def vchan(ctx: click.Context, domain: str, text: str | None, path: str | None) -> None:
     """Talk to a unikernel over vchan from the dom0, through Xen's own libxenvchan."""
-    from .vchan import VchanError, client_command, vchan_send
+    from .vchan import client_command, vchan_send
 
     env, client = _dom0_client(ctx)
-    try:
-        if text is not None:
-            click.echo(vchan_send(client, domain, text, path))
-            return
-        command = client_command(client, domain, path)
-    except VchanError as exc:
-        _fail(str(exc))
-    config = env.state.path("ssh_config")
-    alias = f"mirage-{env.settings.name}"
-    config.write_text(env.provider.ssh_target().ssh_config(alias, env.state.path("known_hosts")))
+    if text is not None:
+        click.echo(vchan_send(client, domain, text, path))
+        return
+    command = client_command(client, domain, path)
+    config, alias = env.state.write_ssh_config(env.provider.ssh_target())
     click.echo("type lines; the unikernel answers each one. Ctrl-D ends.", err=True)
     os.execvp("ssh", ["ssh", "-F", str(config), "-t", alias, command])
 
@@ -509,15 +419,11 @@ def doctor(ctx: click.Context, as_json: bool) -> None:
     """Check this host before anything starts; each failure names the command that fixes it."""
     from .doctor import as_dict, run_checks
     from .providers import resolve_provider_name
-    from .settings import SettingsError, load_settings
+    from .settings import load_settings
     from .state import StateDir
 
     # no provider object: the doctor must work before anything of a provider is set up
-    try:
-        settings = load_settings(ctx.obj["config"], ctx.obj["overrides"])
-    except SettingsError as exc:
-        click.secho(exc.render(), fg="red", err=True)
-        sys.exit(EXIT_BAD_INPUT)
+    settings = load_settings(ctx.obj["config"], ctx.obj["overrides"])
     provider = resolve_provider_name(settings)
     checks = run_checks(settings, provider, StateDir.for_env(settings.name, ctx.obj["state_dir"]).root)
     result = as_dict(checks, provider)

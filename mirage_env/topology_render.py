@@ -12,11 +12,12 @@ from rich.text import Text
 from rich.tree import Tree
 
 from .topology import Iface, Topology, Vif
+from .errors import MirageEnvError
 
 GRAPH_FORMATS = {".svg": "svg", ".png": "png"}
 
 
-class GraphError(Exception):
+class GraphError(MirageEnvError):
     """The graph could not be written; the message says why and how to fix it."""
 
 

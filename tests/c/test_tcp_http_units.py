@@ -11,45 +11,21 @@ import hashlib
 import hmac
 import os
 import re
-import shutil
 import subprocess
 from pathlib import Path
 
 import pytest
 
 from mirage_env.bundled import pack_data as appdata
+from tests.c.cbuild import CORE, compile_c, run_c
 
 HERE = Path(__file__).resolve().parent
-ROOT = HERE.parent.parent
-CORE = ROOT / "unikernel" / "core"
 UNITS_C = HERE / "tcp_http_units.c"
 KV_CHECK_C = HERE / "kv_check.c"
-SAN = ["-fsanitize=address,undefined", "-fno-sanitize-recover=undefined", "-fno-omit-frame-pointer"]
-CFLAGS = ["-std=gnu11", "-g", "-O1", "-Wall", "-Wextra", "-Werror", f"-I{CORE}"]
-SAN_ENV = {"ASAN_OPTIONS": "detect_leaks=1:abort_on_error=0", "UBSAN_OPTIONS": "print_stacktrace=1"}
 
 
-def need_clang() -> str:
-    cc = shutil.which("clang")
-    if cc is None:
-        msg = "clang is not installed (apt-get install clang)"
-        if os.environ.get("CI") == "true":
-            pytest.fail(msg)
-        pytest.skip(msg)
-    return cc
-
-
-def compile_c(out: Path, sources: list[Path], extra: list[str] | None = None) -> Path:
-    cc = need_clang()
-    cmd = [cc, *CFLAGS, *SAN, *(extra or []), *map(str, sources), "-o", str(out)]
-    r = subprocess.run(cmd, capture_output=True, text=True)
-    assert r.returncode == 0, f"compile failed: {' '.join(cmd)}\n{r.stderr}"
-    return out
-
-
-def run(cmd: list[str], **kw) -> subprocess.CompletedProcess:
-    env = {**os.environ, **SAN_ENV}
-    return subprocess.run(cmd, capture_output=True, text=True, timeout=120, env=env, **kw)
+def run(cmd: list[str]) -> subprocess.CompletedProcess:
+    return run_c(Path(cmd[0]), *cmd[1:])
 
 
 @pytest.fixture(scope="module")

@@ -25,9 +25,10 @@ HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent.parent
 CORE = ROOT / "unikernel" / "core"
 PLAT_TEST = ROOT / "tests" / "c" / "plat_test.c"
-STACK = ["rt", "csprng", "netif", "eth", "arp", "ipv4", "icmp", "udp", "dhcp", "tcp", "http", "kv", "sha256", "pbkdf2"]
+STACK = ["rt", "csprng", "netif", "eth", "arp", "ipv4", "icmp", "udp", "dhcp", "tcp", "http", "kv", "sha256", "pbkdf2",
+         "diskkv", "fat", "tar"]
 XEN = ROOT / "unikernel" / "xen"
-STACK_FUZZERS = ["net", "tcp", "http", "dhcp"]
+STACK_FUZZERS = ["net", "tcp", "http", "dhcp", "disk"]
 # Hostile peers of the Xen ring engines (host-built, as in tests/c/test_xen_rings.py).
 RING_FUZZERS = {"netback": "netfront_ring", "vchan": "vchan_ring"}
 # The real apps (apps/auth.c, apps/www.c with their packed data) behind the stack.

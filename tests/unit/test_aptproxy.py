@@ -57,3 +57,18 @@ def test_forwards_keep_alive_requests_to_an_allowed_host(archive):
 def test_refuses_other_hosts_and_methods(request_line):
     out, log = through_proxy(request_line + b"\r\nHost: x\r\n\r\n", {"127.0.0.1"})
     assert out.startswith(b"HTTP/1.1 403") and "refused" in log
+
+
+def test_the_proxy_starts_without_paramiko_or_pydantic():
+    """It runs once per guest connection: importing the SSH and settings stacks would cost each one."""
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    probe = ("import runpy, sys; sys.argv = ['aptproxy', '--help']\n"
+             "try:\n    runpy.run_module('mirage_env.providers.aptproxy', run_name='__main__')\n"
+             "except SystemExit:\n    pass\n"
+             "print(sorted(m for m in ('paramiko', 'pydantic', 'yaml') if m in sys.modules))")
+    root = Path(__file__).resolve().parents[2]
+    out = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, cwd=root, check=True)
+    assert out.stdout.strip().splitlines()[-1] == "[]", out.stdout

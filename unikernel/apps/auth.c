@@ -119,10 +119,14 @@ static bool check(const char *user, size_t ulen, const char *pw, size_t pwlen)
 		memcpy(key + 5, user, ulen);
 		e = kv_get(key, 5 + ulen);
 	}
-	if (e && e->vallen == REC_LEN)
+	if (e && e->vallen == REC_LEN) {
 		rec = e->val;
-	else
+		/* unknown users then cost what a stored record costs (users on a
+		 * disk may use another iteration count than the compiled-in ones) */
+		memcpy(dummy_rec, rec, 4);
+	} else {
 		e = NULL;
+	}
 
 	if (e) {
 		cache_tag(rec + 4, pw, pwlen, tag);
@@ -197,6 +201,8 @@ static void handle(const struct http_req *req, struct http_resp *rs)
 void app_main(void)
 {
 	plat_random(boot_key, sizeof(boot_key));
+	size_t users = kv_init();
+
 	for (size_t i = 0; i < kv_count; i++) {
 		const struct kv_entry *e = &kv_table[i];
 		if (e->keylen > 5 && !memcmp(e->key, "user/", 5) &&
@@ -205,7 +211,7 @@ void app_main(void)
 			break;
 		}
 	}
-	printk("auth: %zu users, HTTP on port %d\n", kv_count, AUTH_PORT);
+	printk("auth: %zu users, HTTP on port %d\n", users, AUTH_PORT);
 	if (http_serve(AUTH_PORT, handle) < 0) {
 		printk("auth: cannot listen on %d\n", AUTH_PORT);
 		return;
