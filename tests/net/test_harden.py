@@ -198,12 +198,13 @@ def test_fragmented_ping_is_answered(auth, size):
 
 
 def test_failed_logins_are_limited_per_source(auth):
-    # 32 failures at once, then one per 0.5 s: a burst of 60 meets 429s (no PBKDF2 for them).
+    # 32 failures at once, then one per 0.5 s: a burst of 60 meets 429s (no PBKDF2 for them);
+    # while the allowance is empty even the right password gets 429 (one refill may slip in).
     urls = [arg for i in range(60)
             for arg in ("-o", "/dev/null", f"http://{auth.ip}:8088/?user=mirage&password=wrong{i}")]
+    urls += [arg for _ in range(5) for arg in ("-o", "/dev/null", f"http://{auth.ip}:8088{GOOD}")]
     r = auth.exec_in_ns(["curl", "-sS", "-m", "60", "-w", "%{http_code}\n", *urls])
     codes = [int(c) for c in r.stdout.split()]
-    assert len(codes) == 60 and codes[:30] == [401] * 30 and codes.count(429) >= 20, codes
-    code, body = curl(auth, GOOD)
-    assert code == 429 and "Too many failed logins" in body
+    assert len(codes) == 65 and codes[:30] == [401] * 30 and codes[:60].count(429) >= 20, codes
+    assert codes[60:].count(429) >= 4, codes
     auth.assert_no_sanitizer_report()
