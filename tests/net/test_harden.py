@@ -208,3 +208,44 @@ def test_failed_logins_are_limited_per_source(auth):
     assert len(codes) == 65 and codes[:30] == [401] * 30 and codes[:60].count(429) >= 20, codes
     assert codes[60:].count(429) >= 4, codes
     auth.assert_no_sanitizer_report()
+
+
+PIPELINED_LOGINS_WITH_PING = r"""
+import json, socket, subprocess, sys, time
+ip, n = sys.argv[1], int(sys.argv[2])
+ping = subprocess.Popen(["ping", "-i", "0.01", "-c", "150", "-W", "1", ip], stdout=subprocess.PIPE, text=True)
+time.sleep(0.2)
+s = socket.create_connection((ip, 8088), timeout=30)
+req = b"".join(b"GET /?user=mirage&password=bad%03d HTTP/1.1\r\nHost: h\r\n\r\n" % i for i in range(n))
+t = time.time()
+s.sendall(req)  # one write, ~4 KB: one or three segments
+s.shutdown(socket.SHUT_WR)
+data = b""
+while True:
+    b = s.recv(65536)
+    if not b:
+        break
+    data += b
+took = time.time() - t
+out = ping.communicate()[0]
+rtts = [float(x.split("time=")[1].split()[0]) for x in out.splitlines() if "time=" in x]
+print(json.dumps({"bytes": len(req), "answers_401": data.count(b" 401 "), "answers_429": data.count(b" 429 "),
+                  "seconds": round(took, 3), "ping_max_ms": max(rtts), "pings": len(rtts)}))
+"""
+
+
+@pytest.fixture(scope="module")
+def fresh_auth(module_lab):
+    """A second auth unikernel: its failure allowance is untouched."""
+    return module_lab.start("auth")
+
+
+def test_pipelined_logins_do_not_block_the_stack(fresh_auth):
+    """71 failing logins pipelined into one write: at most HTTP_REQS_PER_TURN PBKDF2 per event,
+    so pings in between are answered; all requests are answered (401, then 429)."""
+    need_tool("ping")
+    res = py(fresh_auth, PIPELINED_LOGINS_WITH_PING, "71")
+    print(f"\n71 pipelined failing logins ({res['bytes']} bytes): answered in {res['seconds']} s, "
+          f"{res['answers_401']} x 401 + {res['answers_429']} x 429; ping max {res['ping_max_ms']} ms "
+          f"over {res['pings']} pings meanwhile")
+    assert res["answers_401"] + res["answers_429"] == 71, res
