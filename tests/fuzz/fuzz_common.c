@@ -13,6 +13,7 @@
 
 /* Table as appdata.py would generate it: a user record (2 iterations,
  * so fuzzing stays fast) and two files. */
+#ifndef APP_PORT /* fuzz_app.c links the real app and its packed data */
 static const uint8_t rec[52] = { 0, 0, 0, 2, 's', 'a', 'l', 't' };
 static const uint8_t idx[] = "<h1>Hello Mirage World!</h1>";
 static const uint8_t css[] = "h1{}";
@@ -22,6 +23,7 @@ const struct kv_entry kv_table[] = {
 	{ "user/mirage", 11, rec, sizeof(rec), NULL },
 };
 const size_t kv_count = 3;
+#endif
 
 static void set_csum(uint8_t *field, const uint8_t *p, size_t n, uint32_t sum);
 static const uint8_t *last_sent(uint8_t proto, size_t *l4len);
@@ -88,9 +90,12 @@ void fuzz_setup(int use_dhcp)
 	}
 	if (debug)	/* what the previous input reached */
 		fprintf(stderr, "fuzz: ip %08x tcp in %u out %u accepts %u rst %u "
+			"cookies %u/%u recycled %u conns %d "
 			"http requests %u responses %u errors %u\n",
 			net_ip(), tcp_stats.in_segs, tcp_stats.out_segs,
 			tcp_stats.accepts, tcp_stats.rst_sent,
+			tcp_stats.cookies_sent, tcp_stats.cookies_ok,
+			tcp_stats.recycled, tcp_conn_count(),
 			http_stats.requests, http_stats.responses, http_stats.errors);
 	memset(&http_stats, 0, sizeof(http_stats));
 	test_reset();

@@ -120,8 +120,11 @@ def http_seeds() -> dict[str, bytes]:
 def dhcp_seeds() -> dict[str, bytes]:
     x = CTL_DHCP_XID
     return {
-        "offer_ack": rec(x, bootp(2)) + rec(x, bootp(5)),
-        "renew": rec(x, bootp(2)) + rec(x, bootp(5)) + rec(0xF0, b"") * 4 + rec(x, bootp(5)),
+        # after the ACK, ~1 s of ARP probing (RFC 5227) before BOUND
+        "offer_ack": rec(x, bootp(2)) + rec(x, bootp(5)) + rec(0x20, b"") * 3,
+        # lease 60 s, T1 30 s: ~34 s later the ACK answers the RENEWING request
+        "renew": rec(x, bootp(2)) + rec(x, bootp(5)) + rec(0x20, b"") * 3 + rec(0xF0, b"") * 9 + rec(x, bootp(5)),
+        "rebind": rec(x, bootp(2)) + rec(x, bootp(5)) + rec(0x20, b"") * 3 + rec(0xF0, b"") * 15 + rec(x, bootp(5)),
         "nak": rec(x, bootp(2)) + rec(x, bootp(6)),
         "bogus_opts": rec(x, bootp(2, extra=bytes([1, 2, 3, 250, 200]))),
         "no_xid": rec(0, bootp(2)),
@@ -217,8 +220,31 @@ def vchan_seeds() -> dict[str, bytes]:
     }
 
 
+def app_seeds() -> dict[str, bytes]:
+    # scripts for fuzz_app.c: records [conn][flags][wnd][len] + data (see there)
+    def seg(conn: int, flags: int, wnd: int, data: bytes) -> bytes:
+        return bytes([conn, flags]) + struct.pack(">HH", wnd, len(data)) + data
+
+    good = b"GET /?user=mirage&password=x HTTP/1.1\r\nHost: a\r\n\r\n"
+    page = b"GET /index.html HTTP/1.1\r\nHost: a\r\n\r\n"
+    many = b"".join(seg(c, 0x02, 65535, b"") for c in range(80))  # more SYNs than slots, 8 peers
+    return {
+        "login": seg(0, 0x02, 65535, b"") + seg(0, 0x18, 65535, good) + seg(0, 0x80, 65535, b""),
+        "pipeline_fin": seg(1, 0x02, 65535, b"") + seg(1, 0x19, 65535, good * 6),
+        "zero_window": seg(2, 0x02, 0, b"") + seg(2, 0x18, 0, page * 3) + seg(2, 0x90, 0, b"") * 8
+        + seg(2, 0x90, 65535, b""),
+        "wrap": seg(3, 0x02, 2000, b"") + (seg(3, 0x18, 2000, page) + seg(3, 0x90, 2000, b"")) * 12,
+        "table_full": many + seg(5, 0x18, 65535, page),
+        # 100 established connections from 8 addresses: a full table, recycling, per-source caps
+        "established_full": b"".join(seg(c, 0x02, 65535, b"") + seg(c, 0x10, 65535, b"") for c in range(100))
+        + seg(99, 0x18, 65535, page),
+        "chunked": seg(4, 0x02, 65535, b"")
+        + seg(4, 0x18, 65535, b"GET / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n3\r\nabc\r\n0\r\n\r\n"),
+    }
+
+
 SEEDS = {"net": net_seeds, "tcp": tcp_seeds, "http": http_seeds, "dhcp": dhcp_seeds, "disk": disk_seeds,
-         "netback": netback_seeds, "vchan": vchan_seeds}
+         "netback": netback_seeds, "vchan": vchan_seeds, "auth": app_seeds, "www": app_seeds}
 
 
 def write_seeds(name: str, d: Path) -> Path:

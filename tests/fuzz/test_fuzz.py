@@ -31,7 +31,9 @@ XEN = ROOT / "unikernel" / "xen"
 STACK_FUZZERS = ["net", "tcp", "http", "dhcp", "disk"]
 # Hostile peers of the Xen ring engines (host-built, as in tests/c/test_xen_rings.py).
 RING_FUZZERS = {"netback": "netfront_ring", "vchan": "vchan_ring"}
-FUZZERS = STACK_FUZZERS + list(RING_FUZZERS)
+# The real apps (apps/auth.c, apps/www.c with their packed data) behind the stack.
+APP_FUZZERS = {"auth": 8088, "www": 80}
+FUZZERS = STACK_FUZZERS + list(APP_FUZZERS) + list(RING_FUZZERS)
 
 sys.path.insert(0, str(HERE))
 import seeds  # noqa: E402
@@ -62,6 +64,23 @@ def need_libfuzzer(tmp: Path) -> str:
     return cc
 
 
+def app_data(app: str, tmp: Path) -> Path:
+    """The app's packed data as C (PBKDF2 at 2 iterations: the fuzzer wants speed)."""
+    from mirage_env.bundled import pack_data
+
+    out = tmp / f"appdata-{app}.c"
+    old = os.environ.get(pack_data.ITERATIONS_ENV)
+    os.environ[pack_data.ITERATIONS_ENV] = "2"
+    try:
+        pack_data.generate(app, ROOT / "unikernel" / "data" / app, out)
+    finally:
+        if old is None:
+            del os.environ[pack_data.ITERATIONS_ENV]
+        else:
+            os.environ[pack_data.ITERATIONS_ENV] = old
+    return out
+
+
 @pytest.fixture(scope="module")
 def fuzz_bins(tmp_path_factory) -> dict[str, Path]:
     tmp = tmp_path_factory.mktemp("fuzz-build")
@@ -74,11 +93,16 @@ def fuzz_bins(tmp_path_factory) -> dict[str, Path]:
             if not Path("/usr/include/xen/io/netif.h").is_file():
                 continue  # test_fuzz skips it: Xen public headers missing
             inputs = [f"-I{XEN}", str(XEN / f"{RING_FUZZERS[name]}.c")]
+        elif name in APP_FUZZERS:
+            inputs = [f"-I{CORE}", f"-I{ROOT / 'tests' / 'c'}", *srcs, f"-DAPP_PORT={APP_FUZZERS[name]}",
+                      str(ROOT / "unikernel" / "apps" / f"{name}.c"),
+                      str(app_data(name, tmp))]
         else:
             inputs = [f"-I{CORE}", f"-I{ROOT / 'tests' / 'c'}", *srcs]
+        main = HERE / ("fuzz_app.c" if name in APP_FUZZERS else f"fuzz_{name}.c")
         cmd = [cc, "-g", "-O1", "-std=gnu11", "-Wall", "-Wextra", "-Werror",
                "-fsanitize=fuzzer,address,undefined", "-fno-sanitize-recover=undefined",
-               str(HERE / f"fuzz_{name}.c"), *inputs, "-o", str(out)]
+               str(main), *inputs, "-o", str(out)]
         r = subprocess.run(cmd, capture_output=True, text=True)
         assert r.returncode == 0, f"building fuzz_{name} failed:\n{r.stderr}"
         bins[name] = out

@@ -556,6 +556,11 @@ static void respond_error(struct http_conn *hc, int status)
 	respond(hc, false, 1, &rs);
 }
 
+/* When the last turn took d ms of handler time (PBKDF2...), no turn
+ * starts for another d ms: expensive requests get at most half of the CPU,
+ * and frames that arrived meanwhile (pings, other clients) go first. */
+static uint64_t turn_gate;
+
 /* Answer the complete requests in the buffer, at most
  * HTTP_REQS_PER_TURN of them (one segment full of pipelined requests must
  * not block the unikernel); on_poll and on_sent resume. */
@@ -565,6 +570,10 @@ static void process(struct http_conn *hc)
 	bool more = false;
 	int budget = HTTP_REQS_PER_TURN;
 
+	if (now < turn_gate) {
+		hc->deferred = true;	/* on_poll comes back */
+		return;
+	}
 	hc->deferred = false;
 	while (hc->tc && !hc->outlen && !hc->close_after) {
 		struct http_req req;
@@ -621,6 +630,8 @@ static void process(struct http_conn *hc)
 		hc->req_start = hc->len ? now : 0;
 		hc->last_active = now;
 	}
+	if (net_now_ms() > now)
+		turn_gate = net_now_ms() + (net_now_ms() - now);
 	if (hc->tc && hc->eof && !hc->outlen && !hc->close_after && !more) {
 		/* Peer is done sending and every complete request is
 		 * answered: what is left can never complete. */
