@@ -10,7 +10,8 @@
  *
  * Kernel command line (xl config `extra="..."`): "ip=A.B.C.D/N gw=A.B.C.D"
  * gives a static address; without ip= the stack runs DHCP. "ts" prefixes
- * console lines with the seconds since boot. "selftest=null" and
+ * console lines with the seconds since boot. "blkdump" prints the first
+ * bytes of the first disk's sector 0 (blkfront check). "selftest=null" and
  * "selftest=ud" fault on purpose before the app starts (to see the fault
  * report on the console).
  */
@@ -49,6 +50,7 @@ uint64_t plat_now_ms(void)
  * boot] (for timing the boot from the console log). */
 static bool console_ts;
 static const char *selftest; /* "null" or "ud": fault on purpose (tests) */
+static bool blkdump; /* print the first sector of the first disk at boot */
 static uint64_t boot_ns;
 
 void plat_console_write(const char *s, size_t n)
@@ -178,6 +180,8 @@ static void parse_cmdline(const char *c)
 				printk("cmdline: bad ip= ignored\n");
 			}
 			c = end;
+		} else if (!strncmp(c, "blkdump", 7) && (c[7] == ' ' || !c[7])) {
+			blkdump = true;
 		} else if (!strncmp(c, "ts", 2) && (c[2] == ' ' || !c[2])) {
 			console_ts = true;
 		} else if (!strncmp(c, "selftest=", 9)) {
@@ -243,6 +247,8 @@ __attribute__((noreturn)) void start_kernel_common(void)
 
 	printk("mirage-env unikernel: app %s, xen %s platform, %lu pages (%lu free), domain %s\n",
 	       app_name, xen_pvh ? "PVH" : "PV", start_info.nr_pages, mm_free_pages(), domain_name());
+	if (blkdump)
+		blkfront_dump();
 	if (selftest && !strncmp(selftest, "null", 4)) {
 		printk("selftest: reading address 0\n");
 		printk("read %d\n", *(volatile int *)0);

@@ -87,6 +87,12 @@ int xs_read(const char *path, char *buf, size_t cap);
 int xs_write(const char *path, const char *value);
 /* Read an unsigned decimal value; <0 when missing or malformed. */
 long xs_read_uint(const char *path);
+/* List a directory: NUL-separated names in buf, total length returned
+ * (<0 when missing); buf always ends with an extra NUL. */
+int xs_directory(const char *path, char *buf, size_t cap);
+
+/* blkfront.c: debug dump of the first sector (cmdline "blkdump") */
+void blkfront_dump(void);
 
 /* netfront.c */
 int netfront_init(void);
