@@ -43,7 +43,7 @@ int bf_wait(uint32_t port);
 
 struct bf_stats {
 	uint32_t reqs, notify, err_status;
-	uint32_t bad_id;   /* id out of range, not outstanding, or duplicated */
+	uint32_t bad_id;   /* id out of range, not in flight, or duplicated */
 	uint32_t bad_op;   /* operation not the one we asked for */
 	uint32_t bad_prod; /* more responses than requests outstanding */
 	uint32_t timeouts;

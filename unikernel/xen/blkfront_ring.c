@@ -4,8 +4,9 @@
  * Index arithmetic is RING_IDX (uint32_t) modulo 2^32. Nothing blkback
  * writes is trusted: rsp_prod may not run past our requests (else the
  * device is marked broken), a response's id must be in range and in
- * flight (a duplicate or invented id is counted and dropped), its
- * operation must be a read, and only BLKIF_RSP_OKAY delivers data.
+ * flight (else the device is broken too: the request that slot answers
+ * is lost and its page may be written later), its operation must be a
+ * read, and only BLKIF_RSP_OKAY delivers data.
  */
 #include "blkfront.h"
 
@@ -77,8 +78,13 @@ static int reap(struct blkfront *bf)
 			/* copy: the backend may rewrite the slot meanwhile */
 			blkif_response_t rsp = *RING_GET_RESPONSE(&bf->ring, cons);
 			if (rsp.id >= BF_REQS || !bf->busy[rsp.id]) {
+				/* invented or duplicate id: the request this slot
+				 * answers is lost and its page may still be
+				 * written later: give the device up */
 				bf->st.bad_id++;
-				continue;
+				bf->broken = true;
+				bf->ring.rsp_cons = cons + 1;
+				return -1;
 			}
 			unsigned int id = (unsigned int)rsp.id;
 			if (rsp.operation != BLKIF_OP_READ) {
