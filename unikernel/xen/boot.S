@@ -1,5 +1,5 @@
 /*
- * boot.S - start of day of the PV x86-64 kernel.
+ * boot.S - start of day of the x86-64 kernel, PV or PVH (one image).
  *
  * Xen's PV domain builder (libxenguest, "generic" loader) reads the notes
  * below, loads the PT_LOAD segments at XEN_ELFNOTE_VIRT_BASE (0), writes
@@ -7,6 +7,14 @@
  * image plus its bootstrap area, and enters _start in 64-bit mode with:
  *   %rsi = virtual address of start_info, %rsp = a bootstrap stack,
  *   event delivery masked (vcpu_info.evtchn_upcall_mask = 1).
+ * PVH (docs/misc/pvh.pandoc, xen/arch-x86/hvm/start_info.h): the same
+ * image also names a 32-bit entry, XEN_ELFNOTE_PHYS32_ENTRY. libxl's PVH
+ * builder loads the segments at their physical addresses (== virtual: all
+ * 0-based) and enters pvh_start in 32-bit protected mode, paging off, flat
+ * segments, %ebx = physical address of struct hvm_start_info. We build
+ * identity page tables for the low 4 GiB (Xen's special pages - xenstore,
+ * console - sit just below 4 GiB), enter long mode and call
+ * start_kernel_pvh(hvm_start_info) on the same stack as PV.
  * Also here: the trap entry stubs registered by traps.c.
  */
 #include <xen/elfnote.h>
@@ -31,6 +39,7 @@ ELFNOTE(XEN_ELFNOTE_LOADER, .asciz "generic")
 ELFNOTE(XEN_ELFNOTE_VIRT_BASE, .quad 0)
 ELFNOTE(XEN_ELFNOTE_PADDR_OFFSET, .quad 0)
 ELFNOTE(XEN_ELFNOTE_ENTRY, .quad _start)
+ELFNOTE(XEN_ELFNOTE_PHYS32_ENTRY, .long pvh_start)
 ELFNOTE(XEN_ELFNOTE_HYPERCALL_PAGE, .quad hypercall_page)
 /* No optional features requested: we use plain PV MMU hypercalls. */
 ELFNOTE(XEN_ELFNOTE_FEATURES, .asciz "")
@@ -49,9 +58,110 @@ _start:
 	jmp 1b
 
 /*
+ * PVH entry. The code runs at its physical address (linked at 0, loaded
+ * at 0). It lives in .text, not in page 0: the page tables below leave
+ * page 0 unmapped from the start (NULL faults, as on PV after setup).
+ */
+#define PG_P 0x1
+#define PG_RW 0x2
+#define PG_PS 0x80
+	.text
+	.code32
+	.globl pvh_start
+pvh_start:
+	cld
+	movl %ebx, pvh_info_pa          /* keep hvm_start_info's address */
+	lgdt pvh_gdt_desc
+	/* PML4[0] -> PDPT; PDPT[0..3] -> four page directories (4 GiB) */
+	movl $pvh_pdpt + (PG_P | PG_RW), pvh_pml4
+	movl $pvh_pd + (PG_P | PG_RW), %eax
+	xorl %ecx, %ecx
+1:	movl %eax, pvh_pdpt(, %ecx, 8)
+	addl $4096, %eax
+	incl %ecx
+	cmpl $4, %ecx
+	jne 1b
+	/* 2048 2 MiB pages, identity: entry i maps i << 21 */
+	movl $(PG_P | PG_RW | PG_PS), %eax
+	xorl %ecx, %ecx
+2:	movl %eax, pvh_pd(, %ecx, 8)
+	movl %ecx, %edx
+	shrl $11, %edx                  /* high dword: bits 32+ of i << 21 */
+	movl %edx, pvh_pd + 4(, %ecx, 8)
+	addl $0x200000, %eax
+	incl %ecx
+	cmpl $2048, %ecx
+	jne 2b
+	/* the first 2 MiB in 4 KiB pages, page 0 not present */
+	movl $pvh_pt + (PG_P | PG_RW), pvh_pd
+	movl $4096 + (PG_P | PG_RW), %eax
+	movl $1, %ecx
+3:	movl %eax, pvh_pt(, %ecx, 8)
+	addl $4096, %eax
+	incl %ecx
+	cmpl $512, %ecx
+	jne 3b
+	movl $pvh_pml4, %eax
+	movl %eax, %cr3
+	movl %cr4, %eax
+	orl $0x20, %eax                 /* CR4.PAE */
+	movl %eax, %cr4
+	movl $0xc0000080, %ecx          /* EFER */
+	rdmsr
+	orl $0x100, %eax                /* EFER.LME */
+	wrmsr
+	movl %cr0, %eax
+	orl $0x80000001, %eax           /* CR0.PG | CR0.PE: long mode active */
+	movl %eax, %cr0
+	ljmp $0x08, $pvh_long           /* into the 64-bit code segment */
+
+	.code64
+pvh_long:
+	movl $0x10, %eax
+	movl %eax, %ds
+	movl %eax, %es
+	movl %eax, %ss
+	xorl %eax, %eax
+	movl %eax, %fs
+	movl %eax, %gs
+	leaq stack_top(%rip), %rsp
+	xorl %ebp, %ebp
+	movl pvh_info_pa(%rip), %edi    /* start_kernel_pvh(hvm_start_info) */
+	call start_kernel_pvh
+4:	ud2
+	jmp 4b
+
+	.section .rodata
+	.balign 8
+	.globl pvh_gdt
+pvh_gdt:
+	.quad 0                         /* null */
+	.quad 0x00af9a000000ffff        /* 0x08: 64-bit code, DPL 0 */
+	.quad 0x00cf92000000ffff        /* 0x10: data, DPL 0 */
+pvh_gdt_end:
+pvh_gdt_desc:
+	.word pvh_gdt_end - pvh_gdt - 1
+	.long pvh_gdt
+
+	.section .bss.pvh, "aw", @nobits
+	.balign 4096
+pvh_pml4:
+	.skip 4096
+pvh_pdpt:
+	.skip 4096
+pvh_pd:
+	.skip 4 * 4096
+pvh_pt:
+	.skip 4096
+	.balign 4
+pvh_info_pa:
+	.skip 4
+
+/*
  * Trap stubs. For a 64-bit PV guest Xen bounces an exception onto the
  * current stack as: rcx, r11, [error code], rip, cs, rflags, rsp, ss
- * (lowest address first). Each stub passes the vector, a pointer to that
+ * (lowest address first). On PVH the same stubs are IDT gates and the
+ * CPU pushes [error code], rip, cs, rflags, rsp, ss. Each stub passes the vector, a pointer to that
  * frame and whether an error code is present to do_trap(), which prints
  * and crashes the domain: nothing returns, so no registers are saved.
  */

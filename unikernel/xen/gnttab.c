@@ -1,7 +1,9 @@
 /*
  * gnttab.c - grant table, v1 entries.
  *
- * GNTTABOP_setup_table gives us the machine frames of our grant table;
+ * PVH: XENMEM_add_to_physmap(XENMAPSPACE_grant_table, frame i) puts
+ * frame i of our grant table at the gfn of gnt_pages[i].
+ * PV: GNTTABOP_setup_table gives us the machine frames of our grant table;
  * we map them over pages reserved in BSS. Granting: write frame and domid,
  * then (write barrier) the flags that make the entry valid, so the other
  * domain never sees a valid entry with a stale frame. Revoking: clear the
@@ -10,6 +12,7 @@
  */
 #include "hypercall.h"
 #include "xenplat.h"
+#include <xen/memory.h>
 
 #define GNT_FRAMES 1
 #define GNT_PER_FRAME (PAGE_SIZE / sizeof(grant_entry_v1_t))
@@ -20,6 +23,16 @@ static grant_ref_t next_ref = GNTTAB_NR_RESERVED_ENTRIES;
 
 int gnttab_init(void)
 {
+	if (xen_pvh) {
+		for (int i = 0; i < GNT_FRAMES; i++)
+			if (pvh_add_to_physmap(XENMAPSPACE_grant_table, (unsigned long)i,
+					       gnt_pages[i]) != 0) {
+				printk("gnttab: cannot map frame %d\n", i);
+				return -1;
+			}
+		gnt = (grant_entry_v1_t *)(void *)gnt_pages[0];
+		return 0;
+	}
 	xen_pfn_t frames[GNT_FRAMES];
 	struct gnttab_setup_table op = { .dom = DOMID_SELF,
 					 .nr_frames = GNT_FRAMES };

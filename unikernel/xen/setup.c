@@ -3,11 +3,15 @@
  * that is not networking: clock, console, stop flag (randomness: entropy.c), network
  * configuration from the command line, exit.
  *
- *   boot.S _start -> start_kernel(start_info) -> app_main() -> plat_exit(0)
+ *   PV:  boot.S _start -> start_kernel(start_info) -> start_kernel_common
+ *   PVH: boot.S pvh_start -> pvh.c start_kernel_pvh(hvm_start_info)
+ *        -> start_kernel_common
+ *   start_kernel_common -> app_main() -> plat_exit(0)
  *
  * Kernel command line (xl config `extra="..."`): "ip=A.B.C.D/N gw=A.B.C.D"
  * gives a static address; without ip= the stack runs DHCP. "ts" prefixes
- * console lines with the seconds since boot. "selftest=null" and
+ * console lines with the seconds since boot. "blkdump" prints the first
+ * bytes of the first disk's sector 0 (blkfront check). "selftest=null" and
  * "selftest=ud" fault on purpose before the app starts (to see the fault
  * report on the console).
  */
@@ -19,9 +23,9 @@
 start_info_t start_info;
 shared_info_t *shared_info;
 
-/* Placeholder page in our image; its mapping is replaced by the shared
- * info frame. */
-static uint8_t shared_info_page[PAGE_SIZE] __attribute__((aligned(4096)));
+/* Placeholder page in our image; its mapping (PV) or its gfn (PVH) is
+ * replaced by the shared info frame. */
+uint8_t shared_info_page[PAGE_SIZE] __attribute__((aligned(4096)));
 
 static struct plat_netcfg netcfg = { .dhcp = true };
 static bool stop_flag;
@@ -45,6 +49,7 @@ uint64_t plat_now_ms(void)
  * boot] (for timing the boot from the console log). */
 static bool console_ts;
 static const char *selftest; /* "null" or "ud": fault on purpose (tests) */
+static bool blkdump; /* print the first sector of the first disk at boot */
 static uint64_t boot_ns;
 
 void plat_console_write(const char *s, size_t n)
@@ -159,6 +164,8 @@ static void parse_cmdline(const char *c)
 				printk("cmdline: bad ip= ignored\n");
 			}
 			c = end;
+		} else if (!strncmp(c, "blkdump", 7) && (c[7] == ' ' || !c[7])) {
+			blkdump = true;
 		} else if (!strncmp(c, "ts", 2) && (c[2] == ' ' || !c[2])) {
 			console_ts = true;
 		} else if (!strncmp(c, "selftest=", 9)) {
@@ -191,6 +198,13 @@ __attribute__((noreturn, used)) void start_kernel(start_info_t *si)
 					 start_info.shared_info | 7, /* P|RW|U */
 					 UVMF_INVLPG) != 0)
 		xen_crash("cannot map shared info");
+	start_kernel_common();
+}
+
+/* Both entries end here with start_info filled in and the shared info
+ * page in place. */
+__attribute__((noreturn)) void start_kernel_common(void)
+{
 	shared_info = (shared_info_t *)(void *)shared_info_page;
 	/* no upcalls: we poll event channels (evtchn.c) */
 	ACCESS_ONCE(shared_info->vcpu_info[0].evtchn_upcall_mask) = 1;
@@ -198,8 +212,9 @@ __attribute__((noreturn, used)) void start_kernel(start_info_t *si)
 	boot_ns = xen_time_ns();
 	traps_init();
 	/* unmap page 0 (entry code and notes only, see xen.lds): NULL
-	 * pointer accesses now fault and get reported */
-	if (HYPERVISOR_update_va_mapping(0, 0, UVMF_INVLPG) != 0)
+	 * pointer accesses now fault and get reported (PVH: boot.S never
+	 * mapped it) */
+	if (!xen_pvh && HYPERVISOR_update_va_mapping(0, 0, UVMF_INVLPG) != 0)
 		xen_crash("cannot unmap page 0");
 	console_init();
 	mm_init();
@@ -208,8 +223,10 @@ __attribute__((noreturn, used)) void start_kernel(start_info_t *si)
 		xen_crash("no grant table");
 	parse_cmdline((const char *)start_info.cmd_line);
 
-	printk("mirage-env unikernel: app %s, xen platform, %lu pages (%lu free), domain %s\n",
-	       app_name, start_info.nr_pages, mm_free_pages(), domain_name());
+	printk("mirage-env unikernel: app %s, xen %s platform, %lu pages (%lu free), domain %s\n",
+	       app_name, xen_pvh ? "PVH" : "PV", start_info.nr_pages, mm_free_pages(), domain_name());
+	if (blkdump)
+		blkfront_dump();
 	if (selftest && !strncmp(selftest, "null", 4)) {
 		printk("selftest: reading address 0\n");
 		printk("read %d\n", *(volatile int *)0);

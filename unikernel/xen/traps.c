@@ -2,7 +2,8 @@
  * traps.c - the trap table. Any exception prints one readable line on the
  * console (vector name, rip, error code, fault address, stack pointer)
  * and crashes the domain with SCHEDOP_shutdown(SHUTDOWN_crash); nothing
- * is recoverable in a unikernel.
+ * is recoverable in a unikernel. On PVH the same entry stubs are
+ * interrupt gates of our own IDT.
  */
 #include "hypercall.h"
 #include "xenplat.h"
@@ -38,20 +39,56 @@ static const char *const trap_names[20] = {
 	"x87 FPU error", "alignment check", "machine check", "SIMD error",
 };
 
+/* 64-bit interrupt gate (xen_pvh): offset split in three, selector 0x08
+ * (boot.S's GDT), type 0xe, present, DPL 0. */
+struct idt_gate {
+	uint16_t off0, sel;
+	uint8_t ist, type;
+	uint16_t off1;
+	uint32_t off2, zero;
+};
+static struct idt_gate idt[20] __attribute__((aligned(16)));
+
+static void idt_init(void)
+{
+	for (const struct trap_info *t = trap_table; t->address; t++) {
+		unsigned long a = t->address;
+		idt[t->vector] = (struct idt_gate){
+			.off0 = (uint16_t)a, .sel = 0x08, .type = 0x8e,
+			.off1 = (uint16_t)(a >> 16), .off2 = (uint32_t)(a >> 32) };
+	}
+	struct __attribute__((packed)) { uint16_t limit; uint64_t base; } d = {
+		sizeof(idt) - 1, (uint64_t)(uintptr_t)idt };
+	__asm__ __volatile__("lidt %0" ::"m"(d));
+}
+
 void traps_init(void)
 {
+	if (xen_pvh) {
+		idt_init();
+		return;
+	}
 	if (HYPERVISOR_set_trap_table(trap_table) != 0)
 		xen_crash("set_trap_table failed");
 }
 
+static unsigned long cr2(void)
+{
+	unsigned long v;
+	if (!xen_pvh)
+		return shared_info->vcpu_info[0].arch.cr2;
+	__asm__ __volatile__("mov %%cr2, %0" : "=r"(v));
+	return v;
+}
+
 /* Called by boot.S on the faulting stack. frame: rcx, r11, [error code],
- * rip, cs, rflags, rsp, ss. */
+ * rip, cs, rflags, rsp, ss (PVH: no rcx, r11). */
 __attribute__((noreturn, used)) void do_trap(unsigned long vec,
 					     const unsigned long *frame,
 					     unsigned long has_err)
 {
 	static int nested;
-	const unsigned long *f = frame + 2;
+	const unsigned long *f = xen_pvh ? frame : frame + 2;
 	unsigned long err = 0;
 	if (has_err)
 		err = *f++;
@@ -60,7 +97,7 @@ __attribute__((noreturn, used)) void do_trap(unsigned long vec,
 	const char *name = vec < 20 ? trap_names[vec] : "trap";
 	if (vec == 14)
 		printk("\n*** FATAL %s at rip %lx: address %lx, error %lx (%s %s%s), rsp %lx\n",
-		       name, f[0], shared_info->vcpu_info[0].arch.cr2, err,
+		       name, f[0], cr2(), err,
 		       err & 1 ? "protection" : "not-present",
 		       err & 2 ? "write" : "read", err & 16 ? " ifetch" : "",
 		       f[3]);

@@ -1,6 +1,7 @@
 /*
  * xenplat.h - what the files of the Xen PV platform share.
  *
+ * Memory layout on PVH: see pvh.c (identity map of the low 4 GiB).
  * Memory layout (PV x86-64, XEN_ELFNOTE_VIRT_BASE 0): virtual address ==
  * pseudo-physical address. Xen maps the image at 0, followed by the p2m
  * list, start_info, the xenstore and console pages, the bootstrap page
@@ -32,6 +33,14 @@
 extern start_info_t start_info;        /* a copy of Xen's start_info */
 extern shared_info_t *shared_info;     /* mapped shared info page */
 void xen_crash(const char *why) __attribute__((noreturn));
+void start_kernel_common(void) __attribute__((noreturn));
+extern uint8_t shared_info_page[PAGE_SIZE];
+
+/* pvh.c: true when booted through the PVH entry (no PV MMU hypercalls,
+ * virtual == physical == gfn, an IDT instead of Xen's trap table) */
+extern bool xen_pvh;
+extern uint64_t pvh_ram_end;
+int pvh_add_to_physmap(unsigned int space, unsigned long idx, void *page);
 
 /* mm.c */
 void mm_init(void);
@@ -78,6 +87,12 @@ int xs_read(const char *path, char *buf, size_t cap);
 int xs_write(const char *path, const char *value);
 /* Read an unsigned decimal value; <0 when missing or malformed. */
 long xs_read_uint(const char *path);
+/* List a directory: NUL-separated names in buf, total length returned
+ * (<0 when missing); buf always ends with an extra NUL. */
+int xs_directory(const char *path, char *buf, size_t cap);
+
+/* blkfront.c: debug dump of the first sector (cmdline "blkdump") */
+void blkfront_dump(void);
 
 /* netfront.c */
 int netfront_init(void);

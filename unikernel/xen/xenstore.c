@@ -1,6 +1,6 @@
 /*
  * xenstore.c - a synchronous xenstore client over the shared ring
- * (xen/io/xs_wire.h): one request at a time, READ and WRITE, no watches
+ * (xen/io/xs_wire.h): one request at a time, READ, WRITE and DIRECTORY, no watches
  * and no transactions (callers poll the few keys they wait on).
  *
  * Ring discipline: we produce into req[] (req_prod) and consume rsp[]
@@ -162,4 +162,14 @@ long xs_read_uint(const char *path)
 		v = v * 10 + (buf[i] - '0');
 	}
 	return v;
+}
+
+int xs_directory(const char *path, char *buf, size_t cap)
+{
+	size_t n;
+	if (cap == 0 ||
+	    xs_talk(XS_DIRECTORY, path, strlen(path) + 1, NULL, 0, buf, cap - 1, &n) < 0)
+		return -1;
+	buf[n] = '\0'; /* names are NUL-separated; the list ends with two */
+	return (int)n;
 }
