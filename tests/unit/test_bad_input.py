@@ -217,3 +217,32 @@ def test_changing_commands_have_json(command):
 
 def test_readme_documents_shell_completion():
     assert "_MIRAGE_ENV_COMPLETE=bash_source mirage-env" in (ROOT / "README.md").read_text()
+
+
+def test_doctor_checks_what_up_needs_on_this_host(tmp_path):
+    """A real `doctor` with an empty PATH: every tool the built-in machine runs is missing, and
+    each failure names the package and another provider to use instead."""
+    empty = tmp_path / "bin"
+    empty.mkdir()
+    proc = subprocess.run([sys.executable, "-m", "mirage_env.cli", "--state-dir", str(tmp_path / "state"),
+                           "-s", "provider=qemu", "doctor", "--json"], cwd=ROOT, capture_output=True, text=True,
+                          env={**os.environ, "PATH": str(empty)})
+    import json
+
+    checks = {c["name"]: c for c in json.loads(proc.stdout)["checks"]}
+    assert proc.returncode == 1
+    tools = checks["host tools"]
+    assert tools["status"] == "fail"
+    for tool in ("debootstrap", "ssh-keygen", "ip"):
+        assert tool in tools["detail"]
+    assert "apt-get install debootstrap" in tools["fix"] and "provider=" in tools["fix"]
+    assert checks["qemu"]["status"] == "fail" and "qemu-system-x86_64" in checks["qemu"]["detail"]
+    assert checks["root"]["status"] == ("ok" if os.geteuid() == 0 else "fail")
+    assert not (tmp_path / "state").exists()
+
+
+def test_doctor_refuses_the_built_in_machine_without_root():
+    from mirage_env.hostcaps import check_host_tools
+
+    root = next(c for c in check_host_tools("qemu", euid=1000) if c.name == "root")
+    assert root.status == "fail" and "sudo mirage-env up" in root.fix and "provider=" in root.fix
