@@ -23,14 +23,24 @@ def _fail(message: str, code: int = EXIT_FAILED) -> NoReturn:
     raise MirageEnvError(message, exit_code=code)
 
 
+def _colour() -> bool | None:
+    """False when NO_COLOR is set (https://no-color.org: any non-empty value); else click decides."""
+    return False if os.environ.get("NO_COLOR") else None
+
+
 class _Cli(click.Group):
     """The one place a MirageEnvError becomes a message and an exit code (no traceback)."""
+
+    def make_context(self, *args, **kwargs):
+        ctx = super().make_context(*args, **kwargs)
+        ctx.color = _colour()  # every click.echo/secho of this run, sub-commands included
+        return ctx
 
     def invoke(self, ctx: click.Context):
         try:
             return super().invoke(ctx)
         except MirageEnvError as exc:
-            click.secho(exc.render(), fg="red", err=True)
+            click.secho(exc.render(), fg="red", err=True, color=_colour())
             sys.exit(exc.exit_code)
 
 
@@ -54,16 +64,18 @@ def _open_env(ctx: click.Context):
         raise MirageEnvError(str(exc), exit_code=EXIT_BAD_INPUT) from exc
 
 
-def _run_stages(ctx: click.Context, command: str, stages) -> None:
+def _run_stages(ctx: click.Context, command: str, stages, as_json: bool = False) -> None:
     """Run `stages(env, report)` holding the environment, write the report, turn known failures
-    into clear messages."""
+    into clear messages. With --json the report goes to stdout (progress stays on stderr)."""
     env = _open_env(ctx)
     with env.state.exclusive(command):
-        _run_stages_held(env, command, stages)
+        _run_stages_held(env, command, stages, as_json, ctx.obj.get("verbosity", 0))
 
 
-def _run_stages_held(env, command: str, stages) -> None:
+def _run_stages_held(env, command: str, stages, as_json: bool = False, verbosity: int = 0) -> None:
     report = env.new_report(command)
+    if verbosity < 0:
+        report.console.quiet = True  # -q: only errors and the --json report
     ok, log = False, None
     try:
         stages(env, report)
@@ -78,7 +90,11 @@ def _run_stages_held(env, command: str, stages) -> None:
         log.write_text(traceback.format_exc())
         click.secho(f"error: unexpected failure: {sys.exc_info()[1]} (traceback in {log})", fg="red", err=True)
     finally:
-        report.finish(ok, log or env.state.logs)
+        data = report.finish(ok, log or env.state.logs)
+    if as_json:
+        click.echo(json.dumps(data, indent=2))
+    if not ok and verbosity > 0 and log and Path(log).is_file():  # -v: the log's tail, not just its path
+        click.echo("".join(Path(log).read_text(errors="replace").splitlines(keepends=True)[-40:]), err=True)
     if not ok:
         click.echo(_recovery_hint(env), err=True)
         sys.exit(EXIT_FAILED)
@@ -134,9 +150,11 @@ def target_options(command):
 @click.option("--inventory", type=click.Path(dir_okay=False, path_type=Path),
               help="Lab inventory for --provider ssh (see inventory/lab.example.yml).")
 @click.option("--limit", metavar="PATTERN", help="Only these lab hosts: names or globs, comma-separated.")
+@click.option("-v", "--verbose", is_flag=True, help="More output: on a failure, also the tail of its log.")
+@click.option("-q", "--quiet", is_flag=True, help="Less output: no progress, only errors (and --json reports).")
 @click.pass_context
 def cli(ctx: click.Context, config: Path | None, state_dir: Path | None, overrides: tuple[str, ...],
-        provider: str | None, inventory: Path | None, limit: str | None) -> None:
+        provider: str | None, inventory: Path | None, limit: str | None, verbose: bool, quiet: bool) -> None:
     """Get a Xen dom0 whose unikernels boot, get an address and answer.
 
     \b
@@ -156,9 +174,13 @@ def cli(ctx: click.Context, config: Path | None, state_dir: Path | None, overrid
     if inventory:
         parsed["lab.inventory"] = str(inventory)
         parsed.setdefault("provider", "ssh")
-    ctx.obj = {"config": config, "state_dir": state_dir, "overrides": parsed, "limit": limit}
+    if verbose and quiet:
+        _fail("--verbose and --quiet contradict each other. Fix: give one of them", EXIT_BAD_INPUT)
+    ctx.obj = {"config": config, "state_dir": state_dir, "overrides": parsed, "limit": limit,
+               "verbosity": 1 if verbose else -1 if quiet else 0}
 
 
+JSON_REPORT_HELP = "Print the report (stages, checks, measurements) as JSON on stdout; progress stays on stderr."
 TOOLCHAIN_HELP = "Also install OCaml, opam and Mirage on the dom0 (large; opam needs its repository)."
 
 
@@ -167,8 +189,9 @@ TOOLCHAIN_HELP = "Also install OCaml, opam and Mirage on the dom0 (large; opam n
 @click.option("--no-verify", is_flag=True, help="Stop after provisioning.")
 @click.option("--no-provision", is_flag=True, help="Only start the machine (e.g. for Molecule or a lab test).")
 @click.option("--toolchain", is_flag=True, help=TOOLCHAIN_HELP)
+@click.option("--json", "as_json", is_flag=True, help=JSON_REPORT_HELP)
 @click.pass_context
-def up(ctx: click.Context, no_verify: bool, no_provision: bool, toolchain: bool) -> None:
+def up(ctx: click.Context, no_verify: bool, no_provision: bool, toolchain: bool, as_json: bool) -> None:
     """Start the machine, make it a Xen dom0, verify it with checks and a domU probe."""
 
     def stages(env, report):
@@ -179,24 +202,26 @@ def up(ctx: click.Context, no_verify: bool, no_provision: bool, toolchain: bool)
         if not no_verify:
             env.verify(report)
 
-    _run_stages(ctx, "up", stages)
+    _run_stages(ctx, "up", stages, as_json)
 
 
 @cli.command()
 @target_options
 @click.option("--toolchain", is_flag=True, help=TOOLCHAIN_HELP)
+@click.option("--json", "as_json", is_flag=True, help=JSON_REPORT_HELP)
 @click.pass_context
-def provision(ctx: click.Context, toolchain: bool) -> None:
+def provision(ctx: click.Context, toolchain: bool, as_json: bool) -> None:
     """Run the playbooks against the running machine (safe to repeat: changed=0 when converged)."""
-    _run_stages(ctx, "provision", lambda env, report: env.provision(report, toolchain))
+    _run_stages(ctx, "provision", lambda env, report: env.provision(report, toolchain), as_json)
 
 
 @cli.command()
 @target_options
+@click.option("--json", "as_json", is_flag=True, help=JSON_REPORT_HELP)
 @click.pass_context
-def verify(ctx: click.Context) -> None:
+def verify(ctx: click.Context, as_json: bool) -> None:
     """Run the testinfra checks and the domU probe against the dom0."""
-    _run_stages(ctx, "verify", lambda env, report: env.verify(report))
+    _run_stages(ctx, "verify", lambda env, report: env.verify(report), as_json)
 
 
 @cli.command()
@@ -234,7 +259,7 @@ def status(ctx: click.Context, as_json: bool, graph: Path | None, no_topology: b
         return
     width = min(shutil.get_terminal_size((100, 24)).columns, 120)
     for view in views:
-        click.echo(render_text(view.info, view.topology, width=width, color=sys.stdout.isatty()), nl=False)
+        click.echo(render_text(view.info, view.topology, width=width, color=sys.stdout.isatty() and _colour() is None), nl=False)
     for path in written:
         click.echo(f"graph: {path}")
 
@@ -273,9 +298,11 @@ def unikernel(ctx: click.Context) -> None:
 
 
 @unikernel.command("build")
-@click.option("--app", required=True, type=click.Choice(registry.app_names()))
-@click.option("--target", type=click.Choice(["host", "xen"]), default="host", show_default=True)
-@click.option("--out", type=click.Path(file_okay=False, path_type=Path), default=Path("build"), show_default=True)
+@click.option("--app", required=True, type=click.Choice(registry.app_names()), help="Which bundled app to build.")
+@click.option("--target", type=click.Choice(["host", "xen"]), default="host", show_default=True,
+              help="host: a Linux process on a tap (for tests); xen: a PV domU kernel.")
+@click.option("--out", type=click.Path(file_okay=False, path_type=Path), default=Path("build"), show_default=True,
+              help="Directory the binary is written to.")
 @click.option("--data", type=click.Path(exists=True, file_okay=False, path_type=Path),
               help="App data directory (auth: users/, www: the site).")
 def unikernel_build(app: str, target: str, out: Path, data: Path | None) -> None:
@@ -451,7 +478,7 @@ def _run_many(ctx, app: str, name: str | None, memory: int, count: int, autostar
 
 
 @unikernel.command("list")
-@click.option("--json", "as_json", is_flag=True)
+@click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
 @click.pass_context
 def unikernel_list(ctx: click.Context, as_json: bool) -> None:
     """The running domUs: type, memory, MAC, address, kernel, published ports, uptime."""
@@ -499,8 +526,7 @@ def unikernel_stop(ctx: click.Context, names: tuple[str, ...]) -> None:
 
     for name in names:
         if problem := name_problem(name):
-            _fail(f"{problem}. Fix: e.g. --name my-auth when running it; `mirage-env unikernel list` "
-                  "shows the running names", EXIT_BAD_INPUT)
+            _fail(f"{problem}. Fix: give a name `mirage-env unikernel list` shows", EXIT_BAD_INPUT)
     from .launch import forget
 
     env, sh = _dom0_shell(ctx)
@@ -519,8 +545,9 @@ def unikernel_stop(ctx: click.Context, names: tuple[str, ...]) -> None:
 @click.pass_context
 def vchan(ctx: click.Context, domain: str, text: str | None, path: str | None) -> None:
     """Talk to a unikernel over vchan from the dom0, through Xen's own libxenvchan."""
-    from .vchan import client_command, vchan_send
+    from .vchan import check_arguments, client_command, vchan_send
 
+    check_arguments(domain, text, path)  # before connecting: a bad argument is not "never started"
     env, client = _dom0_client(ctx)
     if text is not None:
         click.echo(vchan_send(client, domain, text, path))

@@ -15,8 +15,8 @@ from pathlib import Path
 from typing import Callable
 
 from . import vbox
-from .hostcaps import (Check, VirtualBoxChecks, check_builtin_guest_types, check_kvm, check_libvirt,
-                       check_nested_kvm, check_qemu, check_vagrant, vm_name)
+from .hostcaps import (Check, VirtualBoxChecks, check_builtin_guest_types, check_host_tools, check_kvm,
+                       check_libvirt, check_nested_kvm, check_qemu, check_vagrant, vm_name)
 from .settings import Settings
 
 __all__ = ["Check", "VirtualBoxChecks", "check_kvm", "check_libvirt", "check_qemu", "check_vagrant", "vm_name",
@@ -67,9 +67,11 @@ def run_checks(settings: Settings, provider: str, state_root: Path,
         checks += [check_qemu(), check_kvm(), check_nested_kvm()]
         vm_mib = settings.vagrant.memory
     elif provider == "qemu":
+        checks += check_host_tools(provider)
         checks += [check_qemu(), check_kvm(), check_builtin_guest_types()]
         vm_mib = settings.machine.memory
     else:  # ssh: the hosts are elsewhere; only this machine's Ansible side matters
+        checks += check_host_tools(provider)
         vm_mib = 0
     checks.append(check_disk(state_root))
     if vm_mib:

@@ -134,8 +134,11 @@ def run_hints(app: str, names: list[str], booted: dict[str, Booted], total_s: fl
     if len(failed) < len(names):
         if autostart:
             lines.append("they boot with the dom0 (xendomains); `unikernel stop` ends that too")
-        lines.append(f"console: mirage-env unikernel logs NAME; stop: mirage-env unikernel stop "
-                     f"{' '.join(n for n in names if n not in failed)}")
+        running = [n for n in names if n not in failed]
+        # a command the user can paste: the name itself, not a placeholder
+        logs_of = running[0] if len(running) == 1 else f"NAME (one of: {' '.join(running)})"
+        lines.append(f"console: mirage-env unikernel logs {logs_of}; stop: mirage-env unikernel stop "
+                     f"{' '.join(running)}")
     return lines
 
 

@@ -244,10 +244,50 @@ def kvm_usable(log: Path | None = None) -> bool:
     return proc.returncode == (0x31 << 1) | 1
 
 
+# what the built-in machine runs on this host (image build, taps, namespaces, keys), by package
+QEMU_HOST_TOOLS = {"debootstrap": "debootstrap", "ssh-keygen": "openssh-client", "ip": "iproute2"}
+SSH_HOST_TOOLS = {"ssh": "openssh-client", "ssh-keygen": "openssh-client"}
+
+
+def _other_provider() -> str:
+    """The provider to suggest when the built-in machine cannot run here."""
+    if shutil.which("vagrant") and shutil.which("VBoxManage"):
+        return "or use VirtualBox instead: -s provider=virtualbox"
+    if shutil.which("vagrant") and shutil.which("virsh"):
+        return "or use libvirt instead: -s provider=libvirt"
+    return "or run on a Debian host you have over SSH: -s provider=ssh with lab.inventory"
+
+
+def check_host_tools(provider: str, euid: int | None = None) -> list[Check]:
+    """What `up` needs on this host for `provider`: root and the tools the built-in machine runs
+    (debootstrap, ssh-keygen, ip) — QEMU itself is check_qemu — or ssh for a lab."""
+    checks = []
+    tools = QEMU_HOST_TOOLS if provider == "qemu" else SSH_HOST_TOOLS if provider == "ssh" else {}
+    if provider == "qemu":
+        euid = os.geteuid() if euid is None else euid
+        if euid == 0:
+            checks.append(Check("root", "ok", "running as root (debootstrap, loop mounts, taps, namespaces)"))
+        else:
+            checks.append(Check("root", "fail", "the built-in machine needs root: its image is built with "
+                                "debootstrap and loop mounts, its network with a tap in a namespace",
+                                f"run `sudo mirage-env up`, {_other_provider()}"))
+    missing = [tool for tool in tools if not shutil.which(tool)]
+    if missing:
+        packages = " ".join(sorted({tools[t] for t in missing}))
+        fix = f"sudo apt-get install {packages}"
+        if provider == "qemu":
+            fix += f", {_other_provider()}"
+        checks.append(Check("host tools", "fail", f"{', '.join(missing)} not installed", fix))
+    elif tools:
+        checks.append(Check("host tools", "ok", ", ".join(tools)))
+    return checks
+
+
 def check_qemu() -> Check:
     missing = [t for t in (QEMU, "qemu-img") if not shutil.which(t)]
     if missing:
-        return Check("qemu", "fail", f"{', '.join(missing)} not installed", "sudo scripts/install-deps.sh")
+        return Check("qemu", "fail", f"{', '.join(missing)} not installed",
+                     f"sudo scripts/install-deps.sh (qemu-system-x86 qemu-utils), {_other_provider()}")
     out = _tool_version([QEMU, "--version"]) or ""
     return Check("qemu", "ok", out.splitlines()[0] if out else QEMU)
 

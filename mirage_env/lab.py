@@ -14,10 +14,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import yaml
 from pydantic import ValidationError
 
-from .settings import Settings, SettingsError, explain
+from .settings import Settings, SettingsError, explain, read_yaml
 from .sshclient import SshTarget
 
 HOST_NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,62}$")
@@ -58,13 +57,7 @@ def _host_problems(name: str, entry: Any, where: str) -> list[str]:
 def load_lab(path: Path, settings: Settings) -> list[LabHost]:
     """Read and validate the whole inventory; any problem in any host refuses all of it."""
     source = str(path)
-    try:
-        data = yaml.safe_load(Path(path).expanduser().read_text())
-    except OSError as exc:
-        raise SettingsError(source, [f"cannot read the inventory ({exc.strerror}). "
-                                     "Fix: check lab.inventory / --inventory (see inventory/lab.example.yml)"]) from None
-    except yaml.YAMLError as exc:
-        raise SettingsError(source, [f"malformed YAML ({exc}). Fix: correct the YAML"]) from None
+    data = read_yaml(path, source, "the inventory (lab.inventory / --inventory)")
     if not isinstance(data, dict) or not isinstance(data.get("hosts"), dict) or not data["hosts"]:
         raise SettingsError(source, ["no `hosts:` mapping. Fix: list hosts as in inventory/lab.example.yml"])
     unknown = set(data) - {"defaults", "hosts"}
@@ -107,6 +100,14 @@ def load_lab(path: Path, settings: Settings) -> list[LabHost]:
             problems += [f"{where}.{p}" for p in explain(exc)]
             continue
         hosts.append(LabHost(name, SshTarget(str(entry["address"]), port, str(entry["user"]), key), host_settings))
+    seen: dict[tuple[str, int], str] = {}
+    for host in hosts:  # two names for one machine would provision it twice, concurrently
+        where = (host.target.host.lower(), host.target.port)
+        if where in seen:
+            problems.append(f"hosts.{host.name}.address: {host.target.host} port {host.target.port} is also "
+                            f"hosts.{seen[where]}. Fix: list each machine once")
+        else:
+            seen[where] = host.name
     if problems:
         raise SettingsError(source, problems)
     return hosts

@@ -84,6 +84,8 @@ class Report:
         if self._status is not None:
             self._status.update(message)
             return
+        if self.console.quiet:  # -q
+            return
         now = time.monotonic()
         if now - self._last_plain >= 10 or not message.startswith(("waiting", "debootstrap")):
             self._last_plain = now

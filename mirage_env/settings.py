@@ -41,6 +41,53 @@ class SettingsError(MirageEnvError):
         return "\n".join(lines)
 
 
+DNSMASQ_LEASE_MAX = 1000  # dnsmasq's default dhcp-lease-max: it refuses leases beyond this many
+
+
+class _UniqueKeyLoader(yaml.SafeLoader):
+    """PyYAML's safe loader, except that a key given twice in one mapping is an error (PyYAML
+    keeps the last one silently, so a typo'd second `memory:` would win unnoticed)."""
+
+    def construct_mapping(self, node, deep=False):
+        seen: dict = {}
+        for key_node, _ in node.value:
+            key = self.construct_object(key_node, deep=True)
+            try:
+                first = seen.get(key)
+            except TypeError:  # an unhashable key: PyYAML reports it itself below
+                continue
+            if first is not None:
+                raise yaml.constructor.ConstructorError(
+                    None, None, f"key {key!r} is given twice (first on line {first.line + 1})",
+                    key_node.start_mark)
+            seen[key] = key_node.start_mark
+        return super().construct_mapping(node, deep)
+
+
+def read_yaml(path: Path, source: str, what: str = "the file") -> Any:
+    """Parse a YAML file, refusing duplicate keys; errors are one line with file:line:column."""
+    try:
+        text = Path(path).expanduser().read_text()
+    except OSError as exc:
+        raise SettingsError(source, [f"cannot read {what} ({exc.strerror}). Fix: check the path"]) from None
+    try:
+        return yaml.load(text, Loader=_UniqueKeyLoader)  # noqa: S506 - a SafeLoader subclass
+    except yaml.MarkedYAMLError as exc:
+        mark = exc.problem_mark or exc.context_mark
+        where = f"{source}:{mark.line + 1}:{mark.column + 1}" if mark else source
+        at = f" (line {mark.line + 1}, column {mark.column + 1})" if mark else ""
+        problem = " ".join(str(exc.problem or exc.context or "").split())
+        began = exc.context_mark
+        if exc.context and began and (not mark or began.line != mark.line):
+            # an unclosed quote or bracket is found at the end of the file; say where it began
+            at += f", {' '.join(exc.context.split())} that began on line {began.line + 1}, column {began.column + 1}"
+        raise SettingsError(source, [f"{where}: malformed YAML: {problem}{at}. "
+                                     "Fix: correct the YAML at that line"]) from None
+    except yaml.YAMLError as exc:
+        problem = " ".join(str(exc).split())
+        raise SettingsError(source, [f"malformed YAML ({problem}). Fix: correct the YAML"]) from None
+
+
 def parse_mib(value: Any) -> int:
     """'512M', '2G', '2048' (MiB), 512 → MiB as an int."""
     if isinstance(value, bool):
@@ -175,6 +222,16 @@ class NetworkSettings(Strict):
         if self.bridge == self.bridged_nic:
             raise ValueError(f"network.bridge: {self.bridge!r} is also the bridged NIC. "
                              "Fix: name the bridge differently, e.g. br0")
+        if self.bridge == self.uplink_nic:
+            raise ValueError(f"network.bridge: {self.bridge!r} is also the uplink NIC that carries the "
+                             "management connection. Fix: name the bridge differently, e.g. br0")
+        size = int(self.dhcp_end) - int(self.dhcp_start) + 1
+        if size > DNSMASQ_LEASE_MAX:
+            # dnsmasq hands out at most dhcp-lease-max (1000) leases: a larger range only looks larger
+            raise ValueError(f"network.dhcp_start/dhcp_end: the range {self.dhcp_start}–{self.dhcp_end} "
+                             f"holds {size} addresses, more than the {DNSMASQ_LEASE_MAX} leases dnsmasq "
+                             f"serves. Fix: end the range at {self.dhcp_start + DNSMASQ_LEASE_MAX - 1} "
+                             "or earlier")
         if self.bridged_nic == self.uplink_nic:
             raise ValueError(f"network.bridged_nic: {self.bridged_nic!r} is the uplink NIC that carries "
                              "the management connection; bridging it would cut that connection. "
@@ -241,7 +298,7 @@ class ProbeSettings(Strict):
 
     enabled: bool = True
     memory: int = 128  # MiB; 84 is the measured minimum for Debian's kernel
-    lease_timeout: int = 180  # seconds to wait for its DHCP lease
+    lease_timeout: int_within(10, 3600, "use 180 (the default)", "seconds") = 180  # to wait for its DHCP lease
 
     @field_validator("memory", mode="before")
     @classmethod
@@ -249,6 +306,8 @@ class ProbeSettings(Strict):
         mib = parse_mib(value)
         if mib < 84:
             raise ValueError(f"{value!r} is below the 84M a Debian kernel needs as a PV domU. Fix: use 128M")
+        if mib > 65536:
+            raise ValueError(f"{value!r} is more than a probe domU needs. Fix: use 128M")
         return mib
 
 
@@ -394,25 +453,13 @@ def explain(exc: ValidationError) -> list[str]:
 
 def load_settings(path: Path | None = None, overrides: dict | None = None) -> Settings:
     """Read `path` (or ./mirage-env.yml when it exists), validate, return the model."""
-    source = "defaults"
+    source = "the settings (no file: defaults and --set)"
     data: dict = {}
     if path is None and Path(SETTINGS_FILE).exists():
         path = Path(SETTINGS_FILE)
     if path is not None:
         source = str(path)
-        try:
-            text = Path(path).read_text()
-        except OSError as exc:
-            raise SettingsError(source, [f"cannot read the file ({exc.strerror}). Fix: check the path"]) from None
-        try:
-            loaded = yaml.safe_load(text)
-        except yaml.MarkedYAMLError as exc:
-            mark = exc.problem_mark or exc.context_mark
-            line = f"line {mark.line + 1}, column {mark.column + 1}: " if mark else ""
-            raise SettingsError(source, [f"{line}malformed YAML ({exc.problem or exc.context}). "
-                                         "Fix: correct the YAML at that line"]) from None
-        except yaml.YAMLError as exc:
-            raise SettingsError(source, [f"malformed YAML ({exc}). Fix: correct the YAML"]) from None
+        loaded = read_yaml(path, source)
         if loaded is None:
             loaded = {}
         if not isinstance(loaded, dict):
@@ -422,8 +469,13 @@ def load_settings(path: Path | None = None, overrides: dict | None = None) -> Se
     for dotted, value in (overrides or {}).items():
         node = data
         *parents, leaf = dotted.split(".")
-        for part in parents:
+        for depth, part in enumerate(parents):
             node = node.setdefault(part, {})
+            if not isinstance(node, dict):  # e.g. `name: foo` in the file and -s name.x=1
+                prefix = ".".join(parents[:depth + 1])
+                raise SettingsError(source, [f"--set {dotted}={value}: {prefix} is a single value "
+                                             f"({node!r}), not a section with keys. "
+                                             f"Fix: --set {prefix}=VALUE"])
         node[leaf] = value
     try:
         return Settings.model_validate(data)

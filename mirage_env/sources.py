@@ -32,7 +32,7 @@ def pack_unikernel_sources(state: StateDir) -> Path:
             data = path.read_bytes()
             info.size, info.mtime, info.mode = len(data), 0, 0o755 if path.stat().st_mode & 0o111 else 0o644
             tar.addfile(info, io.BytesIO(data))
-    archive = state.path("unikernel-src.tar.gz")
+    archive = state.create().path("unikernel-src.tar.gz")
     packed = gzip.compress(buffer.getvalue(), mtime=0)
     if not archive.exists() or archive.read_bytes() != packed:
         archive.write_bytes(packed)

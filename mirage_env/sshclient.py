@@ -63,6 +63,7 @@ def connect(target: SshTarget, timeout: float = 20) -> paramiko.SSHClient:
     if known_hosts is None:
         client.set_missing_host_key_policy(paramiko.AutoAddPolicy())
     else:
+        known_hosts.parent.mkdir(parents=True, exist_ok=True)  # the state dir, created on first contact
         known_hosts.touch(exist_ok=True)
         client.get_host_keys().load(str(known_hosts))
         client.set_missing_host_key_policy(_RecordNewHostKey(known_hosts))

@@ -26,10 +26,14 @@ class StateDir:
     @classmethod
     def for_env(cls, name: str, base: Path | None = None) -> "StateDir":
         base = base or Path(os.environ.get(STATE_DIR_ENV) or Path.cwd() / ".mirage-env")
-        state = cls(base.resolve() / name)
-        state.root.mkdir(parents=True, exist_ok=True)
-        state.logs.mkdir(exist_ok=True)
-        return state
+        # nothing is created here: a read (status, doctor) or a refused command leaves no trace;
+        # `create` runs where a command starts acting
+        return cls(base.resolve() / name)
+
+    def create(self) -> "StateDir":
+        """Make the directory and its logs/: called where a command starts changing something."""
+        self.logs.mkdir(parents=True, exist_ok=True)
+        return self
 
     @property
     def short_id(self) -> str:
@@ -47,6 +51,7 @@ class StateDir:
         """An OpenSSH config for `target` (an sshclient.SshTarget) naming it `mirage-NAME` and
         pinning its key in this state's known_hosts, for `ssh -F` and testinfra: (path, alias)."""
         alias = f"mirage-{self.root.name}"
+        self.create()
         config = self.path("ssh_config")
         config.write_text(target.ssh_config(alias, self.path("known_hosts")))
         return config, alias
@@ -64,6 +69,7 @@ class StateDir:
             return {}
 
     def write_json(self, name: str, data: dict) -> None:
+        self.create()
         tmp = self.path(name + ".tmp")
         tmp.write_text(json.dumps(data, indent=2, sort_keys=True))
         tmp.replace(self.path(name))
@@ -73,6 +79,7 @@ class StateDir:
         """Hold the environment for one changing command: two at once would share one inventory,
         one ansible-runner directory and one report. The kernel drops the lock when the holder
         exits, however it exits (the descriptor is not inherited by ansible-playbook)."""
+        self.create()
         handle = open(self.path(".lock"), "a+")
         try:
             try:

@@ -109,8 +109,33 @@ def ensure_client(ssh, prebuilt: Path | None = None, timeout: float = 300) -> st
 def _path_for(domid: int, path: str | None) -> str:
     p = path or f"/local/domain/{domid}/{DEFAULT_SUBPATH}"
     if not _PATH.match(p) or ".." in p:
-        raise VchanError(f"vchan path {p!r}: an absolute xenstore path of letters, digits, '_.-/' (max 40)")
+        raise VchanError(f"vchan path {p!r}: an absolute xenstore path of letters, digits, '_.-/' (max 40). "
+                          "Fix: e.g. --path /local/domain/ID/data/vchan")
     return p
+
+
+def check_arguments(domid_or_name: int | str, text: str | None = None, path: str | None = None) -> None:
+    """Refuse a bad domain, path or text before anything connects to the dom0 (exit 2)."""
+    try:
+        if str(domid_or_name).isdigit():
+            resolve_domid(None, domid_or_name)  # a number is checked without the dom0
+        elif name_problem(str(domid_or_name)):
+            raise VchanError(f"domain {str(domid_or_name)!r}: not a domain id or a valid domain name. "
+                             "Fix: give the id or name `mirage-env unikernel list` shows")
+        if path is not None:
+            _path_for(1, path)
+        if text is not None:
+            _check_text(text)
+    except VchanError as exc:
+        exc.exit_code = 2
+        raise
+
+
+def _check_text(text: str) -> None:
+    if "\n" in text or "\r" in text or "\0" in text:
+        raise VchanError("text must be one line (no newline, carriage return or NUL)")
+    if len(text.encode()) > MAX_TEXT:
+        raise VchanError(f"text longer than {MAX_TEXT} bytes")
 
 
 def client_command(ssh, domid_or_name: int | str, path: str | None = None) -> str:
@@ -124,10 +149,7 @@ def vchan_send(ssh, domid_or_name: int | str, text: str, path: str | None = None
     """Send one line to the echo unikernel over vchan; its reply line (without the newline).
 
     Connects as a libxenvchan client, writes ``text`` + newline, reads the reply, disconnects."""
-    if "\n" in text or "\r" in text or "\0" in text:
-        raise VchanError("text must be one line (no newline, carriage return or NUL)")
-    if len(text.encode()) > MAX_TEXT:
-        raise VchanError(f"text longer than {MAX_TEXT} bytes")
+    _check_text(text)
     cmd = client_command(ssh, domid_or_name, path)
     rc, out = _run(ssh, _with_args(cmd, ["--send", text], timeout), timeout=timeout + 30)
     if rc != 0:

@@ -44,13 +44,15 @@ def test_run_hints_say_where_each_domu_is_and_how_to_reach_it():
     lines = run_hints("auth", ["web"], one, 14.0, autostart=False, namespace="mev-1")
     assert lines[0] == "web is up at 192.168.56.160 (xl create → lease 12.0s)"
     assert lines[1].startswith("try: ip netns exec mev-1 curl 'http://192.168.56.160:8088/login?user=")
-    assert lines[-1] == "console: mirage-env unikernel logs NAME; stop: mirage-env unikernel stop web"
+    # the hint names the unikernel: a command to paste, not a placeholder
+    assert lines[-1] == "console: mirage-env unikernel logs web; stop: mirage-env unikernel stop web"
 
     many = {"a": Booted("192.168.56.161", 1.0, 10.0, "", None), "b": Booted("192.168.56.162", 1.0, 20.0, "", None),
             "c": Booted(None, 1.0, None, "", "no DHCP lease")}
     lines = run_hints("www", ["a", "b", "c"], many, 30.0, autostart=True, namespace="mev-1")
     assert "2 of 3 up in 30.0s; xl create → lease median 15.0s, worst 20.0s" in lines
     assert lines[-1].endswith("unikernel stop a b") and not any(l.startswith("try:") for l in lines)
+    assert "logs NAME (one of: a b)" in lines[-1]
     summary = run_summary(["a", "b", "c"], many, 30.0)
     assert (summary["create_to_lease_median_s"], summary["create_to_lease_worst_s"]) == (15.0, 20.0)
     assert summary["domus"][2]["error"] == "no DHCP lease"

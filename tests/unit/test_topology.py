@@ -180,3 +180,21 @@ def test_lab_hosts_whose_state_the_provider_cannot_tell_are_read_and_drawn():
     text = render_text({**INFO, "provider": "ssh", "running": None}, topology.build(expected(), host, dom0))
     assert "state read over SSH" in text and "vif1.0  UP  → topo-www" in text
     assert "no problems" in text
+
+
+def test_a_domu_without_a_connected_netfront_is_not_missing_a_lease():
+    """A vchan-only unikernel (echo: no netfront) leaves its vif without carrier and asks for no
+    lease; a vif that is UP without a lease is still a problem. From the real recording, with the
+    lease removed and then the vif's operstate set as netback leaves it before a frontend connects."""
+    host, dom0 = recording("bookworm-www")
+    [vif] = [v for v in topology.build(expected(), host, dom0).vifs if v.domain == "topo-www"]
+    sections = dom0.split("@@mev:leases@@")
+    without_lease = sections[0] + "@@mev:leases@@" + "\n".join(
+        l for l in sections[1].split("\n") if vif.guest_mac not in l.lower())
+    assert any("no DHCP lease" in p for p in topology.build(expected(), host, without_lease).problems)
+    no_carrier = without_lease.replace(f'"ifname":"{vif.name}"', f'"ifname":"{vif.name}"', 1)
+    start = no_carrier.index(f'"ifname":"{vif.name}"')
+    end = no_carrier.index('"operstate":"UP"', start) if '"operstate":"UP"' in no_carrier[start:] else -1
+    assert end > 0
+    no_carrier = no_carrier[:end] + '"operstate":"DOWN"' + no_carrier[end + len('"operstate":"UP"'):]
+    assert not any("no DHCP lease" in p for p in topology.build(expected(), host, no_carrier).problems)
