@@ -36,6 +36,23 @@ class ProvisionResult:
     failures: list[str] = field(default_factory=list)
     log: Path | None = None
     per_host: dict[str, dict] = field(default_factory=dict)  # name → ok/changed/failed/unreachable
+    # one record per task and host, in run order: task, role, host, seconds, changed, status
+    tasks: list[dict] = field(default_factory=list)
+
+
+# the events that end one task on one host (a loop's items are inside its task's event)
+_TASK_RESULTS = {"runner_on_ok": "ok", "runner_on_failed": "failed", "runner_on_skipped": "skipped",
+                 "runner_on_unreachable": "unreachable"}
+
+
+def task_record(kind: str, data: dict) -> dict:
+    """A task's timing on one host, as ansible-runner's event measured it (from the task's start on
+    that host to its result, so SSH and the remote Python are included)."""
+    result = data.get("res") or {}
+    return {"task": data.get("task") or "?", "role": data.get("role") or "play",
+            "host": data.get("host"), "seconds": round(float(data.get("duration") or 0), 2),
+            "changed": bool(result.get("changed")) if kind == "runner_on_ok" else False,
+            "status": "changed" if kind == "runner_on_ok" and result.get("changed") else _TASK_RESULTS[kind]}
 
 
 def write_inventory(state: StateDir, hosts: list) -> Path:
@@ -71,6 +88,7 @@ def run_playbook(state: StateDir, inventory: Path, playbook: str, extravars: dic
     role_seconds: dict[str, float] = {}
     task_seconds: dict[str, float] = {}
     failures: list[str] = []
+    tasks: list[dict] = []
     unreachable: list[tuple[str, str]] = []  # (host, message): kept only if the host ends up unreachable
     current = {"task": None, "role": None, "start": time.monotonic()}
 
@@ -84,6 +102,8 @@ def run_playbook(state: StateDir, inventory: Path, playbook: str, extravars: dic
     def on_event(event: dict) -> bool:
         data = event.get("event_data", {})
         kind = event.get("event")
+        if kind in _TASK_RESULTS:
+            tasks.append(task_record(kind, data))
         if kind in ("playbook_on_task_start", "playbook_on_handler_task_start"):
             close_task()
             role = data.get("role") or "play"
@@ -159,6 +179,7 @@ def run_playbook(state: StateDir, inventory: Path, playbook: str, extravars: dic
         failures=failures,
         log=log,
         per_host=per_host,
+        tasks=tasks,
     )
 
 

@@ -37,6 +37,7 @@ class Report:
     checks: list[CheckRecord] = field(default_factory=list)
     measurements: dict = field(default_factory=dict)
     hosts: dict = field(default_factory=dict)  # per-host results of a lab (ssh provider)
+    tasks: list = field(default_factory=list)  # per-task timings of the playbook runs (provisioning)
     _status = None
     _last_plain: float = 0.0
     _started: float = field(default_factory=time.monotonic)
@@ -104,6 +105,7 @@ class Report:
             "checks": [vars(c) for c in self.checks],
             "measurements": self.measurements,
             "hosts": self.hosts,
+            "tasks": self.tasks,
             "log": str(log) if log else None,
         }
 

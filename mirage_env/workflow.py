@@ -88,6 +88,7 @@ class Environment:
 
                 extravars["unikernel_source_archive"] = str(pack_unikernel_sources(self.state))
             result = self._run(report, hosts, "site.yml", extravars)
+            report.tasks += result.tasks
             for role, seconds in result.role_seconds.items():
                 report.measure(f"provision.{role}_s", seconds)
             reboot = [s for t, s in result.task_seconds.items() if t.endswith("Reboot into Xen") and s > 1]
@@ -116,6 +117,7 @@ class Environment:
     def _provision_toolchain(self, report: Report) -> None:
         with report.stage("toolchain"):
             result = self._run(report, self.provider.hosts(), "mirage_toolchain.yml", {})
+            report.tasks += result.tasks
             report.measure("toolchain.changed", result.changed)
             if not result.ok:
                 why = "; ".join(result.failures) or f"ansible-playbook exited with {result.rc}"
