@@ -48,9 +48,13 @@ _TASK_RESULTS = {"runner_on_ok": "ok", "runner_on_failed": "failed", "runner_on_
 def task_record(kind: str, data: dict) -> dict:
     """A task's timing on one host, as ansible-runner's event measured it (from the task's start on
     that host to its result, so SSH and the remote Python are included)."""
-    result = data.get("res") or {}
+    result = data.get("res") if isinstance(data.get("res"), dict) else {}
+    try:
+        seconds = round(float(data.get("duration") or 0), 2)
+    except (TypeError, ValueError):
+        seconds = 0.0
     return {"task": data.get("task") or "?", "role": data.get("role") or "play",
-            "host": data.get("host"), "seconds": round(float(data.get("duration") or 0), 2),
+            "host": data.get("host"), "seconds": seconds,
             "changed": bool(result.get("changed")) if kind == "runner_on_ok" else False,
             "status": "changed" if kind == "runner_on_ok" and result.get("changed") else _TASK_RESULTS[kind]}
 
