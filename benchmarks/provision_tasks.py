@@ -30,7 +30,8 @@ def provision(state_dir: Path, name: str) -> float:
                "provision"]
     print("$", " ".join(command), file=sys.stderr, flush=True)
     started = time.monotonic()
-    done = subprocess.run(command, cwd=ROOT, env={**os.environ, "PYTHONPATH": str(ROOT)})
+    done = subprocess.run(command, cwd=ROOT, env={**os.environ, "PYTHONPATH": os.pathsep.join(
+        [str(ROOT)] + [p for p in os.environ.get("PYTHONPATH", "").split(os.pathsep) if p])})
     seconds = round(time.monotonic() - started, 1)
     if done.returncode != 0:
         print(f"provision exited with {done.returncode} (the table below still shows where time went)",
