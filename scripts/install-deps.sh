@@ -17,6 +17,8 @@ SYSTEM_PACKAGES=(
   python3 python3-venv python3-pip
   # the bundled unikernel: build, C tests, fuzzers, net tests, benchmarks
   make gcc libc6-dev clang libclang-rt-14-dev llvm binutils libxen-dev
+  # disk images for the key/value store (unikernel/tools/mkdisk.py): mkfs.fat, mcopy
+  dosfstools mtools
   dnsmasq-base curl iputils-ping bridge-utils wrk nginx-light busybox-static
   # the NAT unit's commands (tests/unit/test_nat_unit.py)
   iptables

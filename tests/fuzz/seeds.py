@@ -128,7 +128,70 @@ def dhcp_seeds() -> dict[str, bytes]:
     }
 
 
-SEEDS = {"net": net_seeds, "tcp": tcp_seeds, "http": http_seeds, "dhcp": dhcp_seeds}
+def _disk_seed(image: bytes) -> bytes:
+    """fuzz_disk's input: the disk size in sectors (LE32), then the image without its zero tail
+    (the harness reads the rest of the disk as zeros)."""
+    return struct.pack("<I", len(image) // 512) + image.rstrip(b"\0")
+
+
+def _tool(name: str) -> str | None:
+    import shutil
+
+    return shutil.which(name) or shutil.which(name, path="/usr/sbin:/sbin")
+
+
+def disk_seeds() -> dict[str, bytes]:
+    """Images as mkfs.fat + mcopy and tar make them (made here, at test time): a tree with long
+    names and subdirectories, and the auth store's user records."""
+    import io
+    import os
+    import subprocess
+    import tarfile
+    import tempfile
+
+    files = {
+        "index.html": b"<h1>Hello</h1>",
+        "css/site.css": b"h1{}",
+        "sub/readme.txt": b"r",
+        "sub/deeper/A Very Long File Name.txt": b"long",
+        "user/mirage": bytes([0, 0, 0, 2]) + b"s" * 48,
+        "UPPER.TXT": b"U",
+        **{f"many/file-number-{i:03d}-with-a-long-name.html": b"%d" % i for i in range(12)},
+        "big/blob.bin": bytes(range(256)) * 12,
+    }
+    out: dict[str, bytes] = {}
+    for fmt in (tarfile.GNU_FORMAT, tarfile.PAX_FORMAT):
+        buf = io.BytesIO()
+        with tarfile.open(fileobj=buf, mode="w", format=fmt) as t:
+            for rel, body in list(files.items()) + [("dir/n\u00e4me.txt", b"u"), ("d" * 60 + "/" + "z" * 60 + ".txt", b"z")]:
+                info = tarfile.TarInfo(rel)
+                info.size = len(body)
+                t.addfile(info, io.BytesIO(body))
+        out[f"tar{fmt}"] = _disk_seed(buf.getvalue())
+    mkfs, mcopy, mmd = _tool("mkfs.fat"), _tool("mcopy"), _tool("mmd")
+    if not (mkfs and mcopy and mmd):
+        return out  # tar seeds only (the FAT reader is still fuzzed from mutations)
+    env = {**os.environ, "MTOOLSRC": "/dev/null", "MTOOLS_SKIP_CHECK": "1"}
+    with tempfile.TemporaryDirectory(prefix="fuzz-disk-") as tmp:
+        src = Path(tmp) / "src"
+        for rel, body in files.items():
+            (src / rel).parent.mkdir(parents=True, exist_ok=True)
+            (src / rel).write_bytes(body)
+        # FAT32 with one FAT: ~280 KB of seed (its FAT alone is 256 KB, mostly zeros)
+        for name, args, kib in (("fat12", ["-F", "12", "-s", "1"], 128), ("fat16", ["-F", "16", "-s", "1"], 2200),
+                                ("fat32", ["-F", "32", "-s", "1", "-f", "1"], 33500)):
+            img = Path(tmp) / f"{name}.img"
+            subprocess.run([mkfs, "-C", *args, str(img), str(kib)], check=True, capture_output=True)
+            for d in ("css", "sub", "sub/deeper", "user", "many", "big"):
+                subprocess.run([mmd, "-i", str(img), "::/" + d], check=True, env=env, capture_output=True)
+            for rel in files:
+                subprocess.run([mcopy, "-i", str(img), str(src / rel), "::/" + rel], check=True, env=env,
+                               capture_output=True)
+            out[name] = _disk_seed(img.read_bytes())
+    return out
+
+
+SEEDS = {"net": net_seeds, "tcp": tcp_seeds, "http": http_seeds, "dhcp": dhcp_seeds, "disk": disk_seeds}
 
 
 def write_seeds(name: str, d: Path) -> Path:

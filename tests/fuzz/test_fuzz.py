@@ -25,8 +25,9 @@ HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent.parent
 CORE = ROOT / "unikernel" / "core"
 PLAT_TEST = ROOT / "tests" / "c" / "plat_test.c"
-STACK = ["rt", "netif", "eth", "arp", "ipv4", "icmp", "udp", "dhcp", "tcp", "http", "kv", "sha256", "pbkdf2"]
-FUZZERS = ["net", "tcp", "http", "dhcp"]
+STACK = ["rt", "netif", "eth", "arp", "ipv4", "icmp", "udp", "dhcp", "tcp", "http", "kv", "sha256", "pbkdf2",
+         "diskkv", "fat", "tar"]
+FUZZERS = ["net", "tcp", "http", "dhcp", "disk"]
 
 sys.path.insert(0, str(HERE))
 import seeds  # noqa: E402

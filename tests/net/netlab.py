@@ -308,8 +308,11 @@ class Lab:
         return tap
 
     def start(self, app: str, static: str | None = None, gw: str | None = None, data_dir: Path | None = None,
-              mac: str | None = None, sanitize: bool = True, wait: bool = True, timeout: float = 30) -> Unikernel:
+              mac: str | None = None, sanitize: bool = True, wait: bool = True, timeout: float = 30,
+              disk: Path | None = None) -> Unikernel:
         """Build (cached) and start ``app`` on a new TAP on the bridge.
+
+        ``disk``: an image file given to the unikernel as its block device (``--disk``).
 
         DHCP unless ``static`` ("A.B.C.D/N", with optional ``gw``). With
         ``wait`` it returns once the address is up (lease file + console
@@ -328,6 +331,8 @@ class Lab:
             cmd += ["--ip", static]
             if gw:
                 cmd += ["--gw", gw]
+        if disk is not None:
+            cmd += ["--disk", str(disk)]
         env = dict(os.environ, ASAN_OPTIONS="detect_leaks=0:abort_on_error=0",
                    UBSAN_OPTIONS="print_stacktrace=1:halt_on_error=1")
         with open(console, "wb") as out, open(stderr, "wb") as err:

@@ -115,7 +115,7 @@ def test_probe_xl_config_is_bootable_by_hand():
     variables = {**role_defaults(), "ansible_facts": {"kernel": "6.1.0-1-amd64"}}
     out = render("domu_probe", "etc/xen/probe.cfg.j2", variables)
     assert 'type = "pv"' in out and 'kernel = "/boot/vmlinuz-6.1.0-1-amd64"' in out
-    assert 'vif = [ "mac=00:16:3e:6d:65:01,bridge=br0" ]' in out
+    assert 'vif = [ "mac=00:16:3e:6d:65:01,bridge=br0,script=vif-mirage" ]' in out
     assert "memory = 128" in out
 
 

@@ -33,7 +33,7 @@ def test_basic_fields():
     assert cfg["memory"] == "4"
     assert cfg["maxmem"] == "4"
     assert cfg["vcpus"] == "1"
-    assert cfg["vif"] == '[ "bridge=br0" ]'
+    assert cfg["vif"] == '[ "bridge=br0,script=vif-mirage" ]'
     assert cfg["on_crash"] == '"destroy"'
     assert "disk" not in cfg
     assert "extra" not in cfg  # DHCP by default
@@ -42,7 +42,7 @@ def test_basic_fields():
 
 def test_mac_and_bridge():
     cfg = parse(render_xl_config("u1", "/k.xen", 8, bridge="xenbr1", mac="00:16:3E:AA:bb:01"))
-    assert cfg["vif"] == '[ "bridge=xenbr1,mac=00:16:3e:aa:bb:01" ]'
+    assert cfg["vif"] == '[ "bridge=xenbr1,script=vif-mirage,mac=00:16:3e:aa:bb:01" ]'
 
 
 def test_vif_never_empty():

@@ -152,7 +152,7 @@ static void handle(const struct http_req *req, struct http_resp *rs)
 void app_main(void)
 {
 	plat_random(boot_key, sizeof(boot_key));
-	printk("auth: %zu users, HTTP on port %d\n", kv_count, AUTH_PORT);
+	printk("auth: %zu users, HTTP on port %d\n", kv_init(), AUTH_PORT);
 	if (http_serve(AUTH_PORT, handle) < 0) {
 		printk("auth: cannot listen on %d\n", AUTH_PORT);
 		return;

@@ -1,6 +1,7 @@
 /*
  * www - serves the bundled directory (appdata.py, key "/<path>", meta the
- * content type) on port 80; "/" and "dir/" map to index.html.
+ * content type), or the files of the attached disk (kv_init), on port 80;
+ * "/" and "dir/" map to index.html.
  */
 #include "../core/app.h"
 #include "../core/http.h"
@@ -49,7 +50,7 @@ static void handle(const struct http_req *req, struct http_resp *rs)
 
 void app_main(void)
 {
-	printk("www: %zu files, HTTP on port %d\n", kv_count, WWW_PORT);
+	printk("www: %zu files, HTTP on port %d\n", kv_init(), WWW_PORT);
 	if (http_serve(WWW_PORT, handle) < 0) {
 		printk("www: cannot listen on %d\n", WWW_PORT);
 		return;

@@ -1,4 +1,5 @@
-/* Binary search over the generated, sorted kv_table. */
+/* Binary search over the generated, sorted kv_table, unless kv_init()
+ * found a disk (diskkv.c). */
 #include "rt.h"
 #include "kv.h"
 
@@ -12,9 +13,14 @@ static int keycmp(const struct kv_entry *e, const char *key, size_t keylen)
 	return e->keylen < keylen ? -1 : e->keylen > keylen;
 }
 
+const struct kv_entry *(*kv_disk_get)(const char *key, size_t keylen);
+
 const struct kv_entry *kv_get(const char *key, size_t keylen)
 {
 	size_t lo = 0, hi = kv_count;
+
+	if (kv_disk_get)
+		return kv_disk_get(key, keylen);
 
 	while (lo < hi) {
 		size_t mid = lo + (hi - lo) / 2;

@@ -3,8 +3,10 @@
  * on a TAP device (the MirageOS "unix" target).
  *
  *   ./APP.host [--tap NAME] [--mac xx:xx:xx:xx:xx:xx]
- *              [--ip A.B.C.D/N [--gw G.H.I.J]]
+ *              [--ip A.B.C.D/N [--gw G.H.I.J]] [--disk FILE]
  *
+ * --disk FILE is the block device (plat_block_*): the image file, read
+ * with pread in 512-byte sectors, never written.
  * No --ip means DHCP. Console goes to stdout, unbuffered. SIGINT/SIGTERM
  * set the stop flag; net_run() then returns and we exit 0.
  */
@@ -16,11 +18,13 @@
 #include <poll.h>
 #include <signal.h>
 #include <stdio.h>
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/ioctl.h>
 #include <sys/random.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -28,6 +32,9 @@
 #include "../core/platform.h"
 
 static int tap_fd = -1;
+static int disk_fd = -1;
+static uint64_t disk_sectors;
+#define DISK_SECTOR 512
 static uint8_t mac[6];
 static struct plat_netcfg netcfg = { .dhcp = true };
 static volatile sig_atomic_t stop_flag;
@@ -108,6 +115,58 @@ bool plat_stopping(void)
 	return stop_flag != 0;
 }
 
+int plat_block_info(uint64_t *sectors, uint32_t *sector_size)
+{
+	if (disk_fd < 0)
+		return -1;
+	*sectors = disk_sectors;
+	*sector_size = DISK_SECTOR;
+	return 0;
+}
+
+int plat_block_read(uint64_t sector, void *buf, size_t count)
+{
+	size_t n = count * DISK_SECTOR, done = 0;
+
+	if (disk_fd < 0 || sector > disk_sectors ||
+	    count > disk_sectors - sector || count > SIZE_MAX / DISK_SECTOR)
+		return -1;
+	while (done < n) {
+		ssize_t r = pread(disk_fd, (char *)buf + done, n - done,
+				  (off_t)(sector * DISK_SECTOR + done));
+		if (r < 0 && errno == EINTR)
+			continue;
+		if (r <= 0)
+			return -1;
+		done += (size_t)r;
+	}
+	return 0;
+}
+
+static int open_disk(const char *path)
+{
+	struct stat st;
+	int fd = open(path, O_RDONLY | O_CLOEXEC);
+
+	if (fd < 0 || fstat(fd, &st) < 0) {
+		fprintf(stderr, "--disk %s: %s\n", path, strerror(errno));
+		return -1;
+	}
+	if (!S_ISREG(st.st_mode) && !S_ISBLK(st.st_mode)) {
+		fprintf(stderr, "--disk %s: not a regular file or block device\n", path);
+		close(fd);
+		return -1;
+	}
+	if (S_ISREG(st.st_mode)) {
+		/* a partial last sector is not part of the disk, as with a loop device */
+		disk_sectors = (uint64_t)st.st_size / DISK_SECTOR;
+	} else {
+		off_t end = lseek(fd, 0, SEEK_END);
+		disk_sectors = end > 0 ? (uint64_t)end / DISK_SECTOR : 0;
+	}
+	return fd;
+}
+
 void plat_netcfg(struct plat_netcfg *cfg)
 {
 	*cfg = netcfg;
@@ -128,7 +187,7 @@ static void usage(const char *prog)
 {
 	fprintf(stderr,
 		"usage: %s [--tap NAME] [--mac xx:xx:xx:xx:xx:xx] "
-		"[--ip A.B.C.D/N [--gw A.B.C.D]]\n",
+		"[--ip A.B.C.D/N [--gw A.B.C.D]] [--disk FILE]\n",
 		prog);
 	exit(2);
 }
@@ -230,6 +289,12 @@ int main(int argc, char **argv)
 			netcfg.mask = plen == 32 ? 0xffffffffu
 						 : ~(0xffffffffu >> plen);
 			netcfg.dhcp = false;
+		} else if (!strcmp(a, "--disk")) {
+			if (disk_fd >= 0)
+				usage(argv[0]);
+			disk_fd = open_disk(v);
+			if (disk_fd < 0)
+				exit(2);
 		} else if (!strcmp(a, "--gw")) {
 			if (parse_ip(v, &netcfg.gw))
 				usage(argv[0]);
