@@ -2,6 +2,8 @@
 """What the xen_bridge role needs to know before it changes anything, read in one go (one task
 instead of one per look-up: each task costs seconds on an emulated host). Prints one JSON object:
 
+  missing_packages  which of --packages are not installed (the role's apt task runs only then)
+
   ssh_connection  $SSH_CONNECTION of this (unprivileged) session: the management connection
   interfaces      the host's interfaces; bridge_exists: whether the bridge is one of them
   nic_addresses   the IPv4 addresses of the NIC to bridge
@@ -44,10 +46,21 @@ def conflicts(nic: str) -> list:
     return found
 
 
+def missing_packages(names: list) -> list:
+    """Which packages dpkg does not list as installed (dpkg-query is quick; apt's cache is not)."""
+    if not names:
+        return []
+    done = subprocess.run(["dpkg-query", "-W", "-f=${db:Status-Abbrev} ${Package}\n", *names],
+                          capture_output=True, text=True)
+    installed = {line.split()[1] for line in done.stdout.splitlines() if line.startswith("ii ")}
+    return [name for name in names if name not in installed]
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--nic", required=True)
     parser.add_argument("--bridge", required=True)
+    parser.add_argument("--packages", nargs="*", default=[], help="report which of these are not installed")
     args = parser.parse_args()
     interfaces = sorted(os.listdir("/sys/class/net"))
     try:
@@ -56,6 +69,7 @@ def main() -> None:
     except OSError:
         forward = ""
     print(json.dumps({
+        "missing_packages": missing_packages(args.packages),
         "ssh_connection": os.environ.get("SSH_CONNECTION", ""),
         "interfaces": interfaces,
         "bridge_exists": args.bridge in interfaces,

@@ -2,6 +2,8 @@
 """What the xen_dom0 role needs to know about the running host, read in one go (one task instead
 of one per look-up: each task costs seconds on an emulated host). Prints one JSON object:
 
+  missing_packages  which of --packages are not installed (the role's apt task runs only then)
+
   hypervisor      /sys/hypervisor/type ("xen" under Xen, "" otherwise)
   grub_has_limit  whether /boot/grub/grub.cfg boots Xen with dom0_mem=<N>M,max:<N>M
   dom0_mem_mb     dom0's memory as `xl list 0` reports it (null when Xen does not run)
@@ -34,13 +36,25 @@ def dom0_memory() -> int | None:
     return int(rows[1].split()[2])
 
 
+def missing_packages(names: list) -> list:
+    """Which packages dpkg does not list as installed (dpkg-query is quick; apt's cache is not)."""
+    if not names:
+        return []
+    done = subprocess.run(["dpkg-query", "-W", "-f=${db:Status-Abbrev} ${Package}\n", *names],
+                          capture_output=True, text=True)
+    installed = {line.split()[1] for line in done.stdout.splitlines() if line.startswith("ii ")}
+    return [name for name in names if name not in installed]
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--mem-mb", type=int, required=True)
+    parser.add_argument("--packages", nargs="*", default=[], help="report which of these are not installed")
     args = parser.parse_args()
     hypervisor = read("/sys/hypervisor/type").strip()
     limit = f"dom0_mem={args.mem_mb}M,max:{args.mem_mb}M"
     print(json.dumps({
+        "missing_packages": missing_packages(args.packages),
         "hypervisor": hypervisor,
         "grub_has_limit": limit in read("/boot/grub/grub.cfg"),
         "dom0_mem_mb": dom0_memory() if hypervisor == "xen" else None,
