@@ -95,7 +95,8 @@ def _dom0_has_libraries(ssh, sonames: list[str]) -> bool:
     wanted = [n for n in sonames if n.startswith("libxen")]
     if not wanted:
         return False
-    test = " && ".join(f"/sbin/ldconfig -p | grep -qF {shlex.quote(' ' + n + ' ')}" for n in wanted)
+    # `ldconfig -p` lines: "<TAB>libxenvchan.so.4.17 (libc6,x86-64) => /lib/..."
+    test = " && ".join(f"/sbin/ldconfig -p | awk '{{print $1}}' | grep -qxF {shlex.quote(n)}" for n in wanted)
     rc, _ = _run(ssh, test, timeout=60)
     return rc == 0
 
