@@ -43,7 +43,7 @@ sys.path.insert(0, str(ROOT))
 
 from mirage_env.bundled import pack_data as appdata  # noqa: E402
 
-USERS = ROOT / "mirage_env" / "unikernel" / "data" / "auth" / "users"
+USERS = ROOT / "unikernel" / "data" / "auth" / "users"
 NGINX_PORT = 8089
 BODY = "hello mirage!\n"
 
@@ -107,7 +107,7 @@ def parse_wrk(out: str) -> dict:
 
 def pbkdf2_cost(iterations: int, tmp: Path) -> dict:
     """Time the unikernel's own PBKDF2 (host, -O2) at the given count."""
-    core = ROOT / "mirage_env" / "unikernel" / "core"
+    core = ROOT / "unikernel" / "core"
     src = tmp / "pbkdf2_bench.c"
     src.write_text(r"""
 #include <stdio.h>

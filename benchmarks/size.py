@@ -7,7 +7,7 @@ object: the core subsystems (core/*.o), the app, its generated key/value
 data, and the platform (host/ or xen/). "own" is the unikernel's own
 code+data (text+data of everything but the platform). For the Xen target
 it also reports the linked PV kernel (`size`, and the stripped file's
-bytes), whose target is <= 64 KiB. Numbers, not a test.
+bytes), whose target is <= 96 KiB. Numbers, not a test.
 """
 
 from __future__ import annotations

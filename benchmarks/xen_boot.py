@@ -44,7 +44,7 @@ UK_NAME = "bench-auth"
 UK_MAC = "00:16:3e:62:65:01"
 PROBE_CFG = "/etc/xen/mirage-probe.cfg"
 REMOTE = "/tmp/mirage-bench"
-USERS = ROOT / "mirage_env" / "unikernel" / "data" / "auth" / "users"
+USERS = ROOT / "unikernel" / "data" / "auth" / "users"
 
 # Runs as root on the dom0: NAME CFG MAC TIMEOUT -> one "key=value ..." line.
 MEASURE = r"""

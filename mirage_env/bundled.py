@@ -20,6 +20,7 @@ from pathlib import Path
 
 from . import registry
 from .paths import UNIKERNEL_DIR
+from .errors import MirageEnvError
 
 SRC_DIR = UNIKERNEL_DIR
 APPS = registry.app_names()
@@ -39,7 +40,7 @@ def _load_pack_data():
 pack_data = _load_pack_data()
 
 
-class BuildError(RuntimeError):
+class BuildError(MirageEnvError, RuntimeError):
     """The build failed; the message says why and what to do."""
 
 

@@ -6,32 +6,40 @@ Heavy modules (Ansible, pytest, paramiko) are imported inside the commands that 
 
 from __future__ import annotations
 
-import contextlib
 import json
 import os
 import sys
 import traceback
 from pathlib import Path
+from typing import NoReturn
 
 import click
 
 from . import __version__, registry
+from .errors import EXIT_BAD_INPUT, EXIT_FAILED, MirageEnvError
 
-EXIT_FAILED, EXIT_BAD_INPUT = 1, 2
+
+def _fail(message: str, code: int = EXIT_FAILED) -> NoReturn:
+    raise MirageEnvError(message, exit_code=code)
 
 
-def _fail(message: str, code: int = EXIT_FAILED) -> None:
-    click.secho(f"error: {message}", fg="red", err=True)
-    sys.exit(code)
+class _Cli(click.Group):
+    """The one place a MirageEnvError becomes a message and an exit code (no traceback)."""
+
+    def invoke(self, ctx: click.Context):
+        try:
+            return super().invoke(ctx)
+        except MirageEnvError as exc:
+            click.secho(exc.render(), fg="red", err=True)
+            sys.exit(exc.exit_code)
 
 
 def _open_env(ctx: click.Context):
     """Settings → state dir → provider; bad settings end here with exit 2, nothing touched."""
-    from .settings import SettingsError, load_settings
-    from .workflow import Environment
-
     from .providers import ProviderError
+    from .settings import load_settings
     from .state import StateDir
+    from .workflow import Environment
 
     opts = ctx.obj
     try:
@@ -42,38 +50,25 @@ def _open_env(ctx: click.Context):
             if recorded.get("provider"):
                 settings = load_settings(opts["config"], {**opts["overrides"], "provider": recorded["provider"]})
         return Environment.open(settings, opts["state_dir"], limit=opts["limit"])
-    except SettingsError as exc:
-        click.secho(exc.render(), fg="red", err=True)
-        sys.exit(EXIT_BAD_INPUT)
-    except ProviderError as exc:
-        _fail(str(exc), EXIT_BAD_INPUT)
+    except ProviderError as exc:  # a provider refusing these settings: bad input, nothing started
+        raise MirageEnvError(str(exc), exit_code=EXIT_BAD_INPUT) from exc
 
 
 def _run_stages(ctx: click.Context, command: str, stages) -> None:
     """Run `stages(env, report)` holding the environment, write the report, turn known failures
     into clear messages."""
-    from .state import Busy
-
     env = _open_env(ctx)
-    with contextlib.ExitStack() as held:
-        try:
-            held.enter_context(env.state.exclusive(command))
-        except Busy as exc:
-            _fail(str(exc))
+    with env.state.exclusive(command):
         _run_stages_held(env, command, stages)
 
 
 def _run_stages_held(env, command: str, stages) -> None:
-    from .procs import CommandFailed
-    from .providers import ProviderError
-    from .workflow import StageFailed
-
     report = env.new_report(command)
     ok, log = False, None
     try:
         stages(env, report)
         ok = True
-    except (StageFailed, ProviderError, CommandFailed, TimeoutError) as exc:
+    except (MirageEnvError, TimeoutError) as exc:
         log = getattr(exc, "log", None)
         click.secho(f"error: {exc}", fg="red", err=True)
     except KeyboardInterrupt as exc:  # Ctrl-C, or SIGTERM during a playbook (which stops it first)
@@ -120,13 +115,13 @@ def target_options(command):
     command = click.option("--inventory", type=click.Path(dir_okay=False, path_type=Path), expose_value=False,
                            callback=_target_option("inventory"),
                            help="Lab inventory for --provider ssh (see inventory/lab.example.yml).")(command)
-    return click.option("--provider", type=click.Choice(["auto", "qemu", "virtualbox", "libvirt", "ssh"]),
+    return click.option("--provider", type=click.Choice(registry.PROVIDERS),
                         expose_value=False, callback=_target_option("provider"),
                         help="Where the dom0 comes from: qemu (built in), virtualbox/libvirt (Vagrant), "
                              "ssh (lab hosts). Default: auto-detected.")(command)
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.group(cls=_Cli, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(__version__, prog_name="mirage-env")
 @click.option("-c", "--config", type=click.Path(dir_okay=False, path_type=Path),
               help="Settings file (default: ./mirage-env.yml when present).")
@@ -134,7 +129,7 @@ def target_options(command):
               envvar="MIRAGE_ENV_STATE_DIR", help="Where machines, keys, logs and reports go (default ./.mirage-env).")
 @click.option("-s", "--set", "overrides", multiple=True, metavar="KEY=VALUE",
               help="Override one setting, e.g. -s dom0.memory=768M (repeatable).")
-@click.option("--provider", type=click.Choice(["auto", "qemu", "virtualbox", "libvirt", "ssh"]),
+@click.option("--provider", type=click.Choice(registry.PROVIDERS),
               help="Where the dom0 comes from (default: the setting `provider`, auto-detected).")
 @click.option("--inventory", type=click.Path(dir_okay=False, path_type=Path),
               help="Lab inventory for --provider ssh (see inventory/lab.example.yml).")
@@ -215,33 +210,22 @@ def status(ctx: click.Context, as_json: bool, graph: Path | None, no_topology: b
     read from the running system, with every difference from the settings."""
     import shutil
 
-    from .topology import collect
-    from .topology_render import GRAPH_FORMATS, GraphError, render_text, to_dot, write_graph
+    from .topology import collect_views, json_topology
+    from .topology_render import GRAPH_FORMATS, render_text, to_dot, write_graph
 
     if graph is not None and graph.suffix.lower() not in GRAPH_FORMATS:
         _fail(f"--graph {graph}: unknown suffix {graph.suffix!r}. Fix: end the name in .svg or .png",
               EXIT_BAD_INPUT)
     env = _open_env(ctx)
     info = {"name": env.settings.name, "state_dir": str(env.state.root), **env.provider.status()}
-    if info.get("provider") == "ssh":  # a lab: one picture per host (also for one picked by --limit)
-        pictures = _lab_pictures(env, info, graph, no_topology)
-        json_topology = {name: topo.to_dict() for name, _, topo, _ in pictures if topo} or None
-    else:
-        # running None (the provider cannot tell) is worth an SSH attempt; False is not
-        running = info.get("running") is not False
-        topo = None if no_topology else collect(env, running)
-        pictures = [(env.settings.name, info, topo, graph)]
-        json_topology = topo.to_dict() if topo and running else None
+    views = collect_views(env, info, graph, read=not no_topology)
     written = []
-    for _, view_info, topo, path in pictures:
-        if path is not None:
-            try:
-                write_graph(to_dot(view_info, topo), path)
-            except GraphError as exc:
-                _fail(str(exc))
-            written.append(path)
+    for view in views:
+        if view.graph is not None:
+            write_graph(to_dot(view.info, view.topology), view.graph)
+            written.append(view.graph)
     if as_json:
-        info["topology"] = json_topology
+        info["topology"] = json_topology(info, views)
         click.echo(json.dumps(info, indent=2))
         return
     if no_topology:
@@ -249,33 +233,10 @@ def status(ctx: click.Context, as_json: bool, graph: Path | None, no_topology: b
             click.echo(f"{key:>20}: {value}")
         return
     width = min(shutil.get_terminal_size((100, 24)).columns, 120)
-    for _, view_info, topo, _ in pictures:
-        click.echo(render_text(view_info, topo, width=width, color=sys.stdout.isatty()), nl=False)
+    for view in views:
+        click.echo(render_text(view.info, view.topology, width=width, color=sys.stdout.isatty()), nl=False)
     for path in written:
         click.echo(f"graph: {path}")
-
-
-def _lab_pictures(env, info: dict, graph: Path | None, no_topology: bool) -> list[tuple]:
-    """(host, its status, its topology, its graph file) for each selected lab host; topologies are
-    read in parallel, one SSH session per host; graphs go to one file per host: NAME-HOST.svg."""
-    from concurrent.futures import ThreadPoolExecutor
-    from types import SimpleNamespace
-
-    from .providers.ssh import SshProvider
-    from .topology import collect
-
-    lab = env.provider.lab()
-    views = [SimpleNamespace(settings=host.settings,
-                             provider=SshProvider(env.settings, env.state, limit=host.name)) for host in lab]
-    topologies = [None] * len(lab)
-    if not no_topology:
-        with ThreadPoolExecutor(max_workers=max(1, env.settings.lab.parallel)) as pool:
-            topologies = list(pool.map(lambda view: collect(view, True), views))
-    return [(h.name,
-             {**info, "name": f"{info['name']}/{h.name}", "hosts": [e for e in info["hosts"] if e["name"] == h.name]},
-             topo,
-             graph.with_name(f"{graph.stem}-{h.name}{graph.suffix}") if graph is not None else None)
-            for h, topo in zip(lab, topologies)]
 
 
 @cli.command(context_settings={"ignore_unknown_options": True})
@@ -283,16 +244,8 @@ def _lab_pictures(env, info: dict, graph: Path | None, no_topology: bool) -> lis
 @click.pass_context
 def ssh(ctx: click.Context, command: tuple[str, ...]) -> None:
     """Open a shell on the dom0 (or run COMMAND there)."""
-    from .providers import ProviderError
-
     env = _open_env(ctx)
-    try:
-        target = env.provider.ssh_target()
-    except ProviderError as exc:
-        _fail(str(exc))
-    config = env.state.path("ssh_config")
-    alias = f"mirage-{env.settings.name}"
-    config.write_text(target.ssh_config(alias, env.state.path("known_hosts")))
+    config, alias = env.state.write_ssh_config(env.provider.ssh_target())
     os.execvp("ssh", ["ssh", "-F", str(config), alias, *command])
 
 
@@ -303,7 +256,11 @@ def down(ctx: click.Context, destroy: bool) -> None:
     """Stop the machine and remove its tap and namespace."""
 
     def stages(env, report):
+        from .launch import forget, records
+
         with report.stage("down"):
+            for line in forget(env.state, list(records(env.state))):  # the --publish forwarders
+                report.step(line)
             (env.provider.destroy if destroy else env.provider.down)(report)
 
     _run_stages(ctx, "down", stages)
@@ -325,26 +282,21 @@ def unikernel_build(app: str, target: str, out: Path, data: Path | None) -> None
     """Build APP for TARGET with the bundled toolchain."""
     from . import bundled as builder
 
-    try:
-        path = builder.build(app, target=target, out_dir=out, data_dir=data)
-    except builder.BuildError as exc:
-        _fail(str(exc))
+    path = builder.build(app, target=target, out_dir=out, data_dir=data)
     click.echo(str(path))
 
 
 def _dom0_client(ctx: click.Context):
     """(environment, paramiko client) for one SSH connection to the dom0, closed with the command."""
     from . import sshclient
-    from .providers import ProviderError
 
     env = _open_env(ctx)
     try:
         client = sshclient.connect(env.provider.ssh_target())
-    except (ProviderError, sshclient.HostKeyChanged) as exc:
-        _fail(str(exc))
     except OSError as exc:
         _fail(f"cannot reach the dom0 over SSH ({exc}). Fix: `mirage-env up`")
     ctx.call_on_close(client.close)
+    ctx.meta["dom0_client"] = client
     return env, client
 
 
@@ -357,72 +309,141 @@ def _dom0_shell(ctx: click.Context):
 
 
 @unikernel.command("run")
-@click.option("--app", type=click.Choice(registry.runnable_app_names()), default="auth", show_default=True)
-@click.option("--name", help="Domain name (default mirage-APP); with --count, names are NAME-01, NAME-02, …")
-@click.option("--memory", type=click.IntRange(4, 1024), default=4, show_default=True, help="MiB.")
+@click.option("--kernel", type=click.Path(dir_okay=False, path_type=Path),
+              help="Your own Xen kernel (ELF with Xen PV or PVH notes), e.g. dist/NAME.xen of a MirageOS 4 build.")
+@click.option("--app", type=click.Choice(registry.runnable_app_names()),
+              help="A bundled app, built on this machine (default: auth, when no --kernel).")
+@click.option("--type", "guest_type", type=click.Choice(["pv", "pvh"]),
+              help="Boot as PV or PVH (default: from the kernel's ELF notes; PVH where the dom0 has hap).")
+@click.option("--name", help="Domain name (default mirage-APP or the kernel file's stem); with --count, "
+                             "names are NAME-01, NAME-02, …")
+@click.option("--memory", type=click.IntRange(4, 4096), default=None,
+              help="MiB (default: 4 for the bundled apps, 16 for a PV kernel, 32 for a PVH kernel).")
+@click.option("--cmdline", default="", help="Extra kernel command line (xl `extra`), e.g. '--ipv4-only=true'.")
+@click.option("--disk", "disks", multiple=True, metavar="PATH[:rw]",
+              help="Attach a file, or a directory packed into an image, as xvdb, xvdc, … (read-only unless :rw). Repeatable.")
+@click.option("--disk-format", type=click.Choice(["fat", "tar"]), default="fat", show_default=True,
+              help="Image format for --disk directories.")
+@click.option("--publish", "-p", multiple=True, metavar="HOSTPORT:GUESTPORT",
+              help="Forward 127.0.0.1:HOSTPORT here to the unikernel's GUESTPORT while it runs. Repeatable.")
 @click.option("--count", type=click.IntRange(1, 64), default=1, show_default=True,
-              help="Boot this many at once (one build, one MAC and lease each).")
+              help="Boot this many of a bundled app at once (one build, one MAC and lease each).")
 @click.option("--autostart", is_flag=True, help="Also boot it with the dom0 (xendomains, /etc/xen/auto).")
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
 @click.pass_context
-def unikernel_run(ctx: click.Context, app: str, name: str | None, memory: int, count: int,
-                  autostart: bool, as_json: bool) -> None:
-    """Build APP on the dom0, boot it on the bridge and wait for its DHCP lease."""
-    import statistics
+def unikernel_run(ctx: click.Context, kernel: Path | None, app: str | None, guest_type: str | None,
+                  name: str | None, memory: int | None, cmdline: str, disks: tuple[str, ...], disk_format: str,
+                  publish: tuple[str, ...], count: int, autostart: bool, as_json: bool) -> None:
+    """Boot a unikernel on the bridge and wait for its DHCP lease: your own --kernel, or a bundled
+    --app (built here, copied to the dom0 by content)."""
+    if kernel is None and app is None:
+        app = "auth"
+    if count > 1 or app in _console_apps():
+        if kernel is not None or disks or publish or guest_type:
+            _fail("--count and the console-only apps boot bundled apps as they are: no --kernel, --disk, "
+                  "--publish or --type with them", EXIT_BAD_INPUT)
+        _run_many(ctx, app, name, memory or 4, count, autostart, as_json)
+        return
+    _run_one(ctx, kernel, app, guest_type, name, memory, cmdline, disks, disk_format, publish, autostart, as_json)
+
+
+def _console_apps() -> set[str]:
+    from .domus import CONSOLE_READY
+
+    return set(CONSOLE_READY)
+
+
+def _run_one(ctx, kernel, app, guest_type, name, memory, cmdline, disks, disk_format, publish, autostart,
+             as_json) -> None:
+    """One unikernel, any kernel: checked, copied by content, booted, published."""
     import time
 
-    from .domus import DomUError, mac_for, name_problem, run_apps
+    from . import launch
+    from .domus import name_problem
     from .report import Report
     from .settings import lease_seconds
-    from .dom0.xlconfig import XlConfigError
+
+    name = name or (f"mirage-{app}" if app else kernel.stem.replace("_", "-")[:60])
+    if problem := name_problem(name):  # before the environment is even opened
+        _fail(f"--name: {problem}. Fix: e.g. --name my-auth", EXIT_BAD_INPUT)
+    req = launch.Request(name, kernel, app, guest_type, memory, cmdline, disks, disk_format, publish, autostart)
+    env = _open_env(ctx)
+    report = Report("unikernel run")
+    # local checks first: a bad kernel, disk or port is refused (exit 2) before the dom0 is touched
+    with report.stage(f"check {name}"):
+        checked = launch.check_locally(req, env.state, env.state.path("build"), report)
+    t0 = time.monotonic()
+    _, sh = _dom0_shell(ctx)
+    connect_s = round(time.monotonic() - t0, 1)
+    with report.stage(f"run {name}"):
+        result = launch.run(env, ctx.meta["dom0_client"], sh, checked, report,
+                            lease_seconds(env.settings.network.lease_time) or 3600)
+    result["phases"] = {"ssh_connect_s": connect_s, **result["phases"]}
+    if as_json:
+        click.echo(json.dumps({"domus": [result], "total_s": result["total_s"],
+                               "create_to_lease_median_s": result["create_to_lease_s"],
+                               "create_to_lease_worst_s": result["create_to_lease_s"]}, indent=2))
+    if result["error"]:
+        click.secho(f"error: {result['error']}", fg="red", err=True)
+        sys.exit(EXIT_FAILED)
+    if as_json:
+        return
+    ns = env.provider.status().get("host_only_namespace")
+    click.echo(f"{name} is up at {result['ip']} (xl create → lease {result['create_to_lease_s']}s; "
+               f"{result['total_s']}s in all)")
+    copied = ("copied to the dom0" if any(c.endswith(".xen") for c in result["copied"])
+              else "already on the dom0, not copied")
+    click.echo(f"  kernel: {result['kernel']} ({result['type'].upper()}, {result['memory_mb']} MiB, "
+               f"sha256 {result['sha256'][:12]}…, {copied})")
+    for disk in result["disks"]:
+        click.echo(f"  disk {disk['vdev']}: {disk['source']} ({'rw' if disk['rw'] else 'ro'}"
+                   f"{', image rebuilt' if disk['rebuilt'] else ''})")
+    for p in result["publish"]:
+        click.echo(f"  published: http://127.0.0.1:{p['host_port']}/ → {result['ip']}:{p['guest_port']} "
+                   f"(forwarder pid {p['pid']})")
+    if result["dns_name"]:
+        where = f"ip netns exec {ns} " if ns else ""
+        click.echo(f"  by name: {result['dns_name']} (DNS on the dom0 bridge {result['dns_server']}), "
+                   f"e.g. {where}curl http://{result['dns_name']}/")
+    from .domus import try_url
+
+    url = try_url(app, result["ip"]) if app else None
+    if ns and url:
+        click.echo(f"try: ip netns exec {ns} curl '{url}'")
+    click.echo(f"console: mirage-env unikernel logs {name} [--follow]; stop: mirage-env unikernel stop {name}")
+
+
+def _run_many(ctx, app: str, name: str | None, memory: int, count: int, autostart: bool, as_json: bool) -> None:
+    """COUNT of a bundled app (or a console-only app): built here once, copied by content."""
+    import time
+
+    from . import bundled, launch
+    from .domus import name_problem, run_apps, run_hints, run_summary
+    from .report import Report
+    from .settings import lease_seconds
 
     name = name or f"mirage-{app}"
     names = [name] if count == 1 else [f"{name}-{i:02d}" for i in range(1, count + 1)]
     if problem := name_problem(names[-1]):
-        _fail(f"--name: {problem}", EXIT_BAD_INPUT)
+        _fail(f"--name: {problem}. Fix: e.g. --name my-auth", EXIT_BAD_INPUT)
     env, sh = _dom0_shell(ctx)
     report = Report("unikernel run")
     t0 = time.monotonic()
-    try:
-        with report.stage(f"run {name}" if count == 1 else f"run {count} × {app}"):
-            booted = run_apps(sh, app, names, memory, env.settings.network.bridge,
-                              lease_seconds(env.settings.network.lease_time) or 3600, report,
-                              autostart=autostart)
-    except (DomUError, XlConfigError) as exc:
-        _fail(str(exc))
+    with report.stage(f"run {name}" if count == 1 else f"run {count} × {app}"):
+        report.step(f"building {app} for Xen on this machine")
+        image = launch.upload_image(ctx.meta["dom0_client"], sh,
+                                    bundled.build(app, "xen", env.state.path("build")), report)
+        booted = run_apps(sh, app, names, memory, env.settings.network.bridge,
+                          lease_seconds(env.settings.network.lease_time) or 3600, report,
+                          autostart=autostart, image=image)
     total_s = round(time.monotonic() - t0, 1)
     failed = {n: b for n, b in booted.items() if b.error}
-    leases = [b.create_to_lease_s for b in booted.values() if b.create_to_lease_s is not None]
     if as_json:
-        click.echo(json.dumps({
-            "domus": [{"name": n, "mac": mac_for(n), "ip": booted[n].ip, "xl_create_s": booted[n].create_s,
-                       "create_to_lease_s": booted[n].create_to_lease_s, "error": booted[n].error}
-                      for n in names],
-            "total_s": total_s,
-            "create_to_lease_median_s": statistics.median(leases) if leases else None,
-            "create_to_lease_worst_s": max(leases) if leases else None,
-        }, indent=2))
+        click.echo(json.dumps(run_summary(names, booted, total_s), indent=2))
     else:
-        ns = env.provider.status().get("host_only_namespace")
-        port = {"auth": ":8088/login?user=alice&password=wonderland", "www": "/"}.get(app)
-        for n in names:
-            b = booted[n]
-            if b.error:
-                continue
-            if b.ip is None:  # a vchan app: no network
-                click.echo(f"{n} is up (vchan); talk to it: mirage-env vchan {n} [--send TEXT]")
-                continue
-            click.echo(f"{n} is up at {b.ip} (xl create → lease {b.create_to_lease_s}s)")
-            if ns and port and count == 1:
-                click.echo(f"try: ip netns exec {ns} curl 'http://{b.ip}{port}'")
-        if count > 1 and leases:
-            click.echo(f"{len(leases)} of {count} up in {total_s}s; xl create → lease median "
-                       f"{statistics.median(leases)}s, worst {max(leases)}s")
-        if autostart and len(failed) < count:
-            click.echo("they boot with the dom0 (xendomains); `unikernel stop` ends that too")
-        if len(failed) < count:
-            click.echo(f"console: mirage-env unikernel logs NAME; stop: mirage-env unikernel stop "
-                       f"{' '.join(n for n in names if n not in failed)}")
+        namespace = env.provider.status().get("host_only_namespace")
+        for line in run_hints(app, names, booted, total_s, autostart, namespace):
+            click.echo(line)
     if failed:
         for n, b in failed.items():
             click.secho(f"error: {b.error}" + (f"\n{b.console_tail}" if b.console_tail else ""), fg="red", err=True)
@@ -433,31 +454,40 @@ def unikernel_run(ctx: click.Context, app: str, name: str | None, memory: int, c
 @click.option("--json", "as_json", is_flag=True)
 @click.pass_context
 def unikernel_list(ctx: click.Context, as_json: bool) -> None:
-    """The running domUs with their MACs and leased addresses."""
-    from .domus import list_domus
+    """The running domUs: type, memory, MAC, address, kernel, published ports, uptime."""
+    from .launch import human_uptime, list_unikernels
 
-    _, sh = _dom0_shell(ctx)
-    domus = list_domus(sh)
+    env, sh = _dom0_shell(ctx)
+    rows = list_unikernels(sh, env.state)
     if as_json:
-        click.echo(json.dumps([vars(d) for d in domus], indent=2))
+        click.echo(json.dumps(rows, indent=2))
         return
-    click.echo(f"{'name':<24} {'id':>4} {'MiB':>6} {'state':<8} {'mac':<18} ip")
-    for d in domus:
-        click.echo(f"{d.name:<24} {d.domid:>4} {d.memory_mb:>6} {d.state:<8} {d.mac or '-':<18} {d.ip or '-'}")
+    click.echo(f"{'name':<22} {'id':>3} {'type':<4} {'MiB':>5} {'state':<7} {'mac':<17} {'ip':<15} "
+               f"{'uptime':>9}  kernel / published")
+    for r in rows:
+        extra = r["kernel"] or "-"
+        if r["published"]:
+            extra += "  " + ", ".join(r["published"])
+        click.echo(f"{r['name']:<22} {r['domid']:>3} {(r['type'] or '-').upper():<4} {r['memory_mb']:>5} "
+                   f"{r['state']:<7} {r['mac'] or '-':<17} {r['ip'] or '-':<15} {human_uptime(r['uptime_s']):>9}  {extra}")
 
 
 @unikernel.command("logs")
 @click.argument("name")
+@click.option("--follow", "-f", is_flag=True, help="Keep printing what it writes (Ctrl-C ends).")
 @click.pass_context
-def unikernel_logs(ctx: click.Context, name: str) -> None:
+def unikernel_logs(ctx: click.Context, name: str, follow: bool) -> None:
     """Print a domU's console log."""
-    from .domus import DomUError, logs
+    from .domus import logs
 
     _, sh = _dom0_shell(ctx)
-    try:
-        click.echo(logs(sh, name), nl=False)
-    except DomUError as exc:
-        _fail(str(exc))
+    text = logs(sh, name)  # also the check that NAME has a console log
+    if not follow:
+        click.echo(text, nl=False)
+        return
+    from .launch import follow_logs
+
+    follow_logs(ctx.meta["dom0_client"], name, lambda chunk: (sys.stdout.write(chunk), sys.stdout.flush()))
 
 
 @unikernel.command("stop")
@@ -469,9 +499,13 @@ def unikernel_stop(ctx: click.Context, names: tuple[str, ...]) -> None:
 
     for name in names:
         if problem := name_problem(name):
-            _fail(problem, EXIT_BAD_INPUT)
+            _fail(f"{problem}. Fix: e.g. --name my-auth when running it; `mirage-env unikernel list` "
+                  "shows the running names", EXIT_BAD_INPUT)
+    from .launch import forget
+
     env, sh = _dom0_shell(ctx)
     done, errors = stop(sh, list(names), env.settings.network.bridge)
+    done += forget(env.state, names)  # their --publish forwarders end with them
     for line in done:
         click.echo(line)
     if errors:
@@ -485,19 +519,14 @@ def unikernel_stop(ctx: click.Context, names: tuple[str, ...]) -> None:
 @click.pass_context
 def vchan(ctx: click.Context, domain: str, text: str | None, path: str | None) -> None:
     """Talk to a unikernel over vchan from the dom0, through Xen's own libxenvchan."""
-    from .vchan import VchanError, client_command, vchan_send
+    from .vchan import client_command, vchan_send
 
     env, client = _dom0_client(ctx)
-    try:
-        if text is not None:
-            click.echo(vchan_send(client, domain, text, path))
-            return
-        command = client_command(client, domain, path)
-    except VchanError as exc:
-        _fail(str(exc))
-    config = env.state.path("ssh_config")
-    alias = f"mirage-{env.settings.name}"
-    config.write_text(env.provider.ssh_target().ssh_config(alias, env.state.path("known_hosts")))
+    if text is not None:
+        click.echo(vchan_send(client, domain, text, path))
+        return
+    command = client_command(client, domain, path)
+    config, alias = env.state.write_ssh_config(env.provider.ssh_target())
     click.echo("type lines; the unikernel answers each one. Ctrl-D ends.", err=True)
     os.execvp("ssh", ["ssh", "-F", str(config), "-t", alias, command])
 
@@ -509,15 +538,11 @@ def doctor(ctx: click.Context, as_json: bool) -> None:
     """Check this host before anything starts; each failure names the command that fixes it."""
     from .doctor import as_dict, run_checks
     from .providers import resolve_provider_name
-    from .settings import SettingsError, load_settings
+    from .settings import load_settings
     from .state import StateDir
 
     # no provider object: the doctor must work before anything of a provider is set up
-    try:
-        settings = load_settings(ctx.obj["config"], ctx.obj["overrides"])
-    except SettingsError as exc:
-        click.secho(exc.render(), fg="red", err=True)
-        sys.exit(EXIT_BAD_INPUT)
+    settings = load_settings(ctx.obj["config"], ctx.obj["overrides"])
     provider = resolve_provider_name(settings)
     checks = run_checks(settings, provider, StateDir.for_env(settings.name, ctx.obj["state_dir"]).root)
     result = as_dict(checks, provider)

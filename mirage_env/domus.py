@@ -7,51 +7,33 @@ The `unikernel` role puts the sources at /opt/mirage-env/src and the built image
 from __future__ import annotations
 
 import hashlib
-import re
 import shlex
+import statistics
 from dataclasses import dataclass
 
-from .probe import LEASE_FILE, Booted, boot_and_wait_for_console, console_log, create_and_wait_for_leases
+from .dom0 import dnsmasq, xl
+from .dom0.boot import Booted, boot_and_wait_for_console, create_and_wait_for_leases
+from .dom0.names import name_problem
+from .dom0.paths import AUTO_DIR, LEASE_FILE, SRC, UNIKERNEL_OUT as OUT, autostart_link, console_log, xl_config
+from .dom0.xl import DomU, list_domus
 from .dom0.xlconfig import render_xl_config
+from . import registry
+from .errors import MirageEnvError
 
-SRC = "/opt/mirage-env/src"
-OUT = "/var/lib/mirage-env/unikernel"
-XL_DIR = "/etc/xen"
-AUTO_DIR = "/etc/xen/auto"  # xendomains boots the configs linked here with the dom0
+__all__ = ["DomU", "list_domus", "name_problem", "DomUError", "mac_for", "build", "write_config",
+           "run_apps", "run_app", "logs", "stop", "parse_stop_output"]
 # apps that need no network: booted when their console says they are ready, not on a DHCP lease
 CONSOLE_READY = {"echo": "vchan: server on"}
 
 
-class DomUError(Exception):
+class DomUError(MirageEnvError):
     """Something the user can act on; the message says what."""
-
-
-# A domain name is also a file name on the dom0 (/etc/xen/NAME.cfg, /etc/xen/auto/NAME.cfg)
-DOMU_NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,59}$")
-
-
-def name_problem(name: str) -> str | None:
-    """Why NAME cannot be a domU's name, or None."""
-    if DOMU_NAME_RE.match(name) and ".." not in name:
-        return None
-    return (f"domain name {name!r} is not usable: letters, digits, '.', '_' and '-' only, starting "
-            "with a letter or digit, at most 60 characters. Fix: e.g. --name my-auth")
 
 
 def mac_for(name: str) -> str:
     """A stable MAC in Xen's OUI for a domain name, so it gets the same lease each boot."""
     digest = hashlib.sha256(name.encode()).digest()
     return "00:16:3e:" + ":".join(f"{b:02x}" for b in (digest[0] & 0x7F, digest[1], digest[2]))
-
-
-@dataclass
-class DomU:
-    name: str
-    domid: int
-    memory_mb: int
-    state: str
-    mac: str | None = None
-    ip: str | None = None
 
 
 def build(sh, app: str, report) -> str:
@@ -75,8 +57,7 @@ def write_config(sh, name: str, image: str, memory_mb: int, bridge: str, autosta
     """Write /etc/xen/NAME.cfg; with `autostart`, link it into /etc/xen/auto so that xendomains
     boots it with the dom0 (without, remove such a link: the latest run decides)."""
     config = render_xl_config(name, image, memory_mb, bridge=bridge, mac=mac_for(name))
-    path = f"{XL_DIR}/{name}.cfg"
-    link = f"{AUTO_DIR}/{name}.cfg"
+    path, link = xl_config(name), autostart_link(name)
     if autostart:
         tail = f"sudo mkdir -p {AUTO_DIR} && sudo ln -sfn {path} {link}"
     else:
@@ -88,10 +69,10 @@ def write_config(sh, name: str, image: str, memory_mb: int, bridge: str, autosta
 
 
 def run_apps(sh, app: str, names: list[str], memory_mb: int, bridge: str, lease_s: int, report,
-             autostart: bool = False, timeout: float = 120) -> dict[str, Booted]:
-    """Build APP once, write one xl config per name (each its own MAC), boot them all and wait
-    for every lease (or, for a console app, its ready line)."""
-    image = build(sh, app, report)
+             autostart: bool = False, timeout: float = 120, image: str | None = None) -> dict[str, Booted]:
+    """Write one xl config per name (each its own MAC) for IMAGE (APP's image on the dom0; None:
+    build it there), boot them all and wait for every lease (or, for a console app, its ready line)."""
+    image = image or build(sh, app, report)
     configs = [(name, write_config(sh, name, image, memory_mb, bridge, autostart)) for name in names]
     if app in CONSOLE_READY:
         return {name: boot_and_wait_for_console(sh, name, path, CONSOLE_READY[app], timeout, report)
@@ -105,27 +86,57 @@ def run_app(sh, app: str, name: str, memory_mb: int, bridge: str, lease_s: int, 
     return run_apps(sh, app, [name], memory_mb, bridge, lease_s, report, timeout=timeout)[name]
 
 
-def list_domus(sh) -> list[DomU]:
-    """Running domUs with their vif MACs and their addresses from dnsmasq's leases."""
-    _, xl = sh("sudo xl list")
-    domus = []
-    for line in xl.splitlines()[1:]:
-        parts = line.split()
-        if len(parts) >= 5 and parts[1].isdigit() and parts[1] != "0":
-            domus.append(DomU(parts[0], int(parts[1]), int(parts[2]), parts[4]))
-    if not domus:
-        return domus
-    _, leases = sh(f"cat {LEASE_FILE} 2>/dev/null")
-    by_mac = {p[1].lower(): p[2] for p in (l.split() for l in leases.splitlines()) if len(p) >= 3}
-    for domu in domus:
-        _, nets = sh(f"sudo xl network-list {domu.domid}")
-        for line in nets.splitlines()[1:]:
-            fields = line.split()
-            mac = next((f for f in fields if f.count(":") == 5), None)
-            if mac:
-                domu.mac, domu.ip = mac.lower(), by_mac.get(mac.lower())
-                break
-    return domus
+def _lease_seconds(booted: dict[str, Booted]) -> list[float]:
+    return [b.create_to_lease_s for b in booted.values() if b.create_to_lease_s is not None]
+
+
+def run_summary(names: list[str], booted: dict[str, Booted], total_s: float) -> dict:
+    """`unikernel run --json`: each domU and the spread of its xl create → lease times."""
+    leases = _lease_seconds(booted)
+    return {
+        "domus": [{"name": n, "mac": mac_for(n), "ip": booted[n].ip, "xl_create_s": booted[n].create_s,
+                   "create_to_lease_s": booted[n].create_to_lease_s, "error": booted[n].error}
+                  for n in names],
+        "total_s": total_s,
+        "create_to_lease_median_s": statistics.median(leases) if leases else None,
+        "create_to_lease_worst_s": max(leases) if leases else None,
+    }
+
+
+def try_url(app: str, ip: str) -> str | None:
+    """The URL `unikernel run` suggests for an app that serves HTTP (a login of a demo user)."""
+    from .unikernel_probe import try_path
+
+    path = try_path(app)
+    return registry.apps()[app].url(ip, path) if path and registry.apps()[app].port else None
+
+
+def run_hints(app: str, names: list[str], booted: dict[str, Booted], total_s: float, autostart: bool,
+              namespace: str | None) -> list[str]:
+    """`unikernel run`'s lines for a person: where each domU is and what to do next."""
+    lines = []
+    failed = {n for n, b in booted.items() if b.error}
+    leases = _lease_seconds(booted)
+    for n in names:
+        b = booted[n]
+        if b.error:
+            continue
+        if b.ip is None:  # a vchan app: no network
+            lines.append(f"{n} is up (vchan); talk to it: mirage-env vchan {n} [--send TEXT]")
+            continue
+        lines.append(f"{n} is up at {b.ip} (xl create → lease {b.create_to_lease_s}s)")
+        url = try_url(app, b.ip)
+        if namespace and url and len(names) == 1:
+            lines.append(f"try: ip netns exec {namespace} curl '{url}'")
+    if len(names) > 1 and leases:
+        lines.append(f"{len(leases)} of {len(names)} up in {total_s}s; xl create → lease median "
+                     f"{statistics.median(leases)}s, worst {max(leases)}s")
+    if len(failed) < len(names):
+        if autostart:
+            lines.append("they boot with the dom0 (xendomains); `unikernel stop` ends that too")
+        lines.append(f"console: mirage-env unikernel logs NAME; stop: mirage-env unikernel stop "
+                     f"{' '.join(n for n in names if n not in failed)}")
+    return lines
 
 
 def logs(sh, name: str) -> str:
@@ -195,13 +206,13 @@ true"""
 class StopOutput:
     macs: dict[str, list[str]]      # name → its running vifs' MACs (empty: it was not running)
     failures: dict[str, str]        # name → xl destroy's message, where it failed
-    leases: list[list[str]]         # the lease file's lines, split
+    leases: list[dnsmasq.Lease]
     has_release: bool
 
 
 def parse_stop_output(out: str) -> StopOutput:
     result = StopOutput({}, {}, [], False)
-    section, name = "", ""
+    section, name, leases = "", "", []
     for line in out.splitlines():
         if line.startswith("@@domu "):
             section, name = "domu", line.split(" ", 1)[1]
@@ -215,18 +226,18 @@ def parse_stop_output(out: str) -> StopOutput:
             section = "leases"
         elif line == "@@has-dhcp-release":
             result.has_release, section = True, ""
-        elif section == "domu":  # xl network-list: Idx BE Mac-Addr. handle state …
-            result.macs[name] += [f.lower() for f in line.split() if f.count(":") == 5]
-        elif section == "leases" and line[:1].isdigit():  # EXPIRY MAC IP HOSTNAME CLIENT-ID
-            result.leases.append(line.split())
+        elif section == "domu":
+            result.macs[name] += xl.parse_network_list(line)
+        elif section == "leases":
+            leases.append(line)
+    result.leases = dnsmasq.parse_leases("\n".join(leases))
     return result
 
 
-def _release(sh, macs: dict[str, list[str]], leases: list[list[str]], has_release: bool,
+def _release(sh, macs: dict[str, list[str]], leases: list[dnsmasq.Lease], has_release: bool,
              bridge: str) -> dict[str, str]:
-    """name → what happened to its leases (lease file lines: expiry MAC IP hostname client-id)."""
-    ips = {n: [(p[2], p[1].lower()) for p in leases if len(p) >= 3 and p[1].lower() in m]
-           for n, m in macs.items()}
+    """name → what happened to its leases."""
+    ips = {n: [(lease.ip, lease.mac) for lease in leases if lease.mac in m] for n, m in macs.items()}
     if not has_release:
         return {n: "its lease stays until it expires (install dnsmasq-utils to release it)"
                 for n, held in ips.items() if held}

@@ -10,8 +10,10 @@ import threading
 from pathlib import Path
 from typing import Callable, Sequence
 
+from .errors import MirageEnvError
 
-class CommandFailed(RuntimeError):
+
+class CommandFailed(MirageEnvError, RuntimeError):
     def __init__(self, cmd: Sequence[str], code: int, log: Path | None, tail: str):
         self.cmd, self.code, self.log, self.tail = list(cmd), code, log, tail
         where = f" (log: {log})" if log else ""

@@ -34,7 +34,8 @@ class ProvisionResult:
     unreachable: int
     role_seconds: dict[str, float] = field(default_factory=dict)
     task_seconds: dict[str, float] = field(default_factory=dict)
-    failures: list[str] = field(default_factory=list)
+    failures: list[str] = field(default_factory=list)  # "HOST: TASK: MESSAGE", for the user
+    host_failures: dict[str, list[str]] = field(default_factory=dict)  # host → "TASK: MESSAGE"
     log: Path | None = None
     per_host: dict[str, dict] = field(default_factory=dict)  # name → ok/changed/failed/unreachable
     # one record per task and host, in run order: task, role, host, seconds, changed, status
@@ -94,6 +95,7 @@ def run_playbook(state: StateDir, inventory: Path, playbook: str, extravars: dic
     task_seconds: dict[str, float] = {}
     failures: list[str] = []
     tasks: list[dict] = []
+    host_failures: dict[str, list[str]] = {}
     unreachable: list[tuple[str, str]] = []  # (host, message): kept only if the host ends up unreachable
     current = {"task": None, "role": None, "start": time.monotonic()}
 
@@ -125,8 +127,9 @@ def run_playbook(state: StateDir, inventory: Path, playbook: str, extravars: dic
                 report.info(str(message))
         elif kind == "runner_on_failed" and not data.get("ignore_errors"):
             result = data.get("res", {})
-            failures.append(f"{data.get('host')}: {data.get('task')}: "
-                            f"{result.get('msg') or result.get('stderr') or result}")
+            said = f"{data.get('task')}: {result.get('msg') or result.get('stderr') or result}"
+            failures.append(f"{data.get('host')}: {said}")
+            host_failures.setdefault(data.get("host"), []).append(said)
         elif kind == "runner_on_unreachable":
             unreachable.append((data.get("host"), f"{data.get('host')} unreachable: {data.get('res', {}).get('msg')}"))
         with open(log, "a") as f:
@@ -182,6 +185,7 @@ def run_playbook(state: StateDir, inventory: Path, playbook: str, extravars: dic
         role_seconds=role_seconds,
         task_seconds=task_seconds,
         failures=failures,
+        host_failures=host_failures,
         log=log,
         per_host=per_host,
         tasks=tasks,

@@ -20,6 +20,10 @@ class App:
     probe: bool  # can stand in for a domU probe (asks DHCP, is reachable)
     port: int  # the TCP port it serves on, 0 for none
 
+    def url(self, ip: str, path: str = "/") -> str:
+        """Where its HTTP server answers (port 80 left out of the URL)."""
+        return f"http://{ip}{'' if self.port == 80 else f':{self.port}'}{path}"
+
 
 @lru_cache(maxsize=1)
 def _apps_mk() -> dict[str, list[str]]:

@@ -26,6 +26,15 @@ class CheckRecord:
     name: str
     ok: bool
     detail: str = ""
+    host: str | None = None  # the lab host it is about (None: the one machine)
+
+    @property
+    def label(self) -> str:
+        return f"{self.host}: {self.name}" if self.host else self.name
+
+    def as_dict(self) -> dict:
+        # `name` keeps the host in front for readers of report.json; `host` is the field to use
+        return {"name": self.label, "ok": self.ok, "detail": self.detail, "host": self.host}
 
 
 @dataclass
@@ -84,10 +93,14 @@ class Report:
     def info(self, message: str) -> None:
         self.console.print(f"    {message}")
 
-    def check(self, name: str, ok: bool, detail: str = "") -> None:
-        self.checks.append(CheckRecord(name, ok, detail))
+    def check(self, name: str, ok: bool, detail: str = "", host: str | None = None) -> None:
+        record = CheckRecord(name, ok, detail, host)
+        self.checks.append(record)
         mark = "[green]PASS[/]" if ok else "[red]FAIL[/]"
-        self.console.print(f"    {mark} {name}" + (f" — {detail}" if detail and not ok else ""))
+        self.console.print(f"    {mark} {record.label}" + (f" — {detail}" if detail and not ok else ""))
+
+    def checks_of(self, host: str | None) -> list[CheckRecord]:
+        return [c for c in self.checks if c.host == host]
 
     def measure(self, key: str, value) -> None:
         self.measurements[key] = value
@@ -102,7 +115,7 @@ class Report:
             "ok": ok,
             "seconds": round(time.monotonic() - self._started, 1),
             "stages": [vars(s) for s in self.stages],
-            "checks": [vars(c) for c in self.checks],
+            "checks": [c.as_dict() for c in self.checks],
             "measurements": self.measurements,
             "hosts": self.hosts,
             "tasks": self.tasks,
@@ -133,7 +146,7 @@ class Report:
         for s in self.stages:
             table.add_row(s.name, "ok" if s.ok else f"failed: {s.error or ''}"[:80], f"{s.seconds:.0f}")
         for c in self.checks:
-            table.add_row(f"  {c.name}", "pass" if c.ok else f"FAIL {c.detail}"[:80], "")
+            table.add_row(f"  {c.label}", "pass" if c.ok else f"FAIL {c.detail}"[:80], "")
         self.console.print(table)
         if self.hosts:
             self.console.print(self._hosts_table())

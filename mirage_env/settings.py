@@ -10,10 +10,14 @@ import difflib
 import ipaddress
 import re
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, ValidationError, field_validator, model_validator
+from pydantic import (AfterValidator, BaseModel, BeforeValidator, ConfigDict, ValidationError, field_validator,
+                      model_validator)
+
+from . import registry
+from .errors import MirageEnvError
 
 SETTINGS_FILE = "mirage-env.yml"
 IFNAME_RE = re.compile(r"^[A-Za-z0-9_.-]{1,15}$")  # Linux: at most IFNAMSIZ-1 = 15 characters
@@ -22,8 +26,10 @@ SIZE_RE = re.compile(r"^\s*(\d+)\s*([KMGT]?)(i?B)?\s*$", re.IGNORECASE)
 UNIT_MIB = {"K": 1 / 1024, "": 1, "M": 1, "G": 1024, "T": 1024 * 1024}
 
 
-class SettingsError(Exception):
+class SettingsError(MirageEnvError):
     """Bad settings: each problem names the field, the value and the fix."""
+
+    exit_code = 2  # bad input: nothing was changed
 
     def __init__(self, source: str, problems: list[str]):
         self.source, self.problems = source, problems
@@ -66,6 +72,24 @@ def check_ifname(value: str) -> str:
     return value
 
 
+def int_within(low: int, high: int, fix: str, unit: str = ""):
+    """An int setting that must lie in low..high; the error names the value, the range and the fix."""
+    def check(value: int) -> int:
+        if not low <= value <= high:
+            raise ValueError(f"{value!r}{' ' + unit if unit else ''} is outside {low}–{high}. Fix: {fix}")
+        return value
+
+    return Annotated[int, AfterValidator(check)]
+
+
+def mib_between(low: int, high: int, fix: str):
+    """A size setting ('512M', '2G', 2048) in MiB that must lie in low..high MiB."""
+    return Annotated[int, BeforeValidator(lambda value: mib_within(value, low, high, fix))]
+
+
+IfName = Annotated[str, AfterValidator(check_ifname)]
+
+
 def lease_seconds(value: str) -> int | None:
     match = LEASE_RE.match(value)
     if not match:
@@ -84,9 +108,9 @@ class NetworkSettings(Strict):
     subnet: ipaddress.IPv4Network = ipaddress.IPv4Network("192.168.56.0/24")
     host_address: ipaddress.IPv4Address = ipaddress.IPv4Address("192.168.56.1")
     dom0_address: ipaddress.IPv4Address = ipaddress.IPv4Address("192.168.56.5")
-    bridge: str = "br0"
-    bridged_nic: str = "eth1"
-    uplink_nic: str = "eth0"
+    bridge: IfName = "br0"
+    bridged_nic: IfName = "eth1"
+    uplink_nic: IfName = "eth0"
     dhcp_start: ipaddress.IPv4Address = ipaddress.IPv4Address("192.168.56.150")
     dhcp_end: ipaddress.IPv4Address = ipaddress.IPv4Address("192.168.56.200")
     lease_time: str = "1h"
@@ -95,14 +119,7 @@ class NetworkSettings(Strict):
     # set true only when that server is yours and you accept two servers on one segment
     force_dhcp: bool = False
     # interface changes roll back by themselves when the host is not reachable again in time
-    rollback_timeout: int = 120
-
-    @field_validator("rollback_timeout")
-    @classmethod
-    def _rollback(cls, value: int) -> int:
-        if not 30 <= value <= 3600:
-            raise ValueError(f"{value!r} seconds is outside 30–3600. Fix: use 120 (the default)")
-        return value
+    rollback_timeout: int_within(30, 3600, "use 120 (the default)", "seconds") = 120
 
     @field_validator("subnet", mode="before")
     @classmethod
@@ -116,11 +133,6 @@ class NetworkSettings(Strict):
             raise ValueError(f"{value!r} is too small for a host, a dom0 and a DHCP range. "
                              "Fix: use a /29 or larger, e.g. 192.168.56.0/24")
         return net
-
-    @field_validator("bridge", "bridged_nic", "uplink_nic")
-    @classmethod
-    def _ifname(cls, value: str) -> str:
-        return check_ifname(value)
 
     @field_validator("lease_time", mode="before")
     @classmethod
@@ -181,8 +193,9 @@ class NetworkSettings(Strict):
 class MachineSettings(Strict):
     """The built-in QEMU machine (ignored by the other providers)."""
 
-    memory: int = 2048  # MiB
-    cpus: int = 2
+    memory: mib_between(1024, 16384, "give the machine between 1G and 16G "
+                                     "(2G is enough for a dom0 and a few domUs)") = 2048  # MiB
+    cpus: int_within(1, 16, "use 2", "CPUs") = 2
     accel: Literal["auto", "kvm", "tcg"] = "auto"
     # Debian 11, 12 and 13 (Xen 4.14, 4.17, 4.20); bookworm is the default the CI runs
     suite: Literal["bullseye", "bookworm", "trixie"] = "bookworm"
@@ -197,19 +210,6 @@ class MachineSettings(Strict):
     def _lan(cls, value: str | None) -> str | None:
         if value is not None and not re.match(r"^[A-Za-z0-9_.-]{1,64}$", value):
             raise ValueError(f"{value!r} is not a network namespace name. Fix: e.g. mev-lab")
-        return value
-
-    @field_validator("memory", mode="before")
-    @classmethod
-    def _memory(cls, value: Any) -> int:
-        return mib_within(value, 1024, 16384, "give the machine between 1G and 16G "
-                                              "(2G is enough for a dom0 and a few domUs)")
-
-    @field_validator("cpus")
-    @classmethod
-    def _cpus(cls, value: int) -> int:
-        if not 1 <= value <= 16:
-            raise ValueError(f"{value!r} CPUs is outside 1–16. Fix: use 2")
         return value
 
     @field_validator("mirror", "security_mirror")
@@ -256,14 +256,10 @@ class UnikernelSettings(Strict):
     """The bundled unikernel that `verify` boots on the dom0 as the proof of the setup."""
 
     enabled: bool = True
-    app: Literal["auth", "www", "ping"] = "auth"
-    memory: int = 4  # MiB: the measured minimum of a PV guest on Xen 4.17
+    app: Literal[registry.runnable_app_names()] = "auth"  # type: ignore[valid-type]
+    # MiB: 4 is the measured minimum of a PV guest on Xen 4.17
+    memory: mib_between(4, 1024, "use 8M (the bundled apps boot in 4M)") = 4
     mac: str = "00:16:3e:6d:65:10"
-
-    @field_validator("memory", mode="before")
-    @classmethod
-    def _memory(cls, value: Any) -> int:
-        return mib_within(value, 4, 1024, "use 8M (the bundled apps boot in 4M)")
 
     @field_validator("mac")
     @classmethod
@@ -282,41 +278,19 @@ class VagrantSettings(Strict):
 
     box: str = "debian/bookworm64"
     box_url: str | None = None  # a local .box file or URL; None: the box from Vagrant Cloud
-    memory: int = 2048  # MiB
-    cpus: int = 2
-
-    @field_validator("memory", mode="before")
-    @classmethod
-    def _memory(cls, value: Any) -> int:
-        return mib_within(value, 1024, 65536, "give the VM between 1G and 64G (2G is enough)")
-
-    @field_validator("cpus")
-    @classmethod
-    def _cpus(cls, value: int) -> int:
-        if not 1 <= value <= 64:
-            raise ValueError(f"{value!r} CPUs is outside 1–64. Fix: use 2")
-        return value
+    memory: mib_between(1024, 65536, "give the VM between 1G and 64G (2G is enough)") = 2048  # MiB
+    cpus: int_within(1, 64, "use 2", "CPUs") = 2
 
 
 class LabSettings(Strict):
     """The `ssh` provider: existing hosts (bare metal or VMs) listed in an inventory file."""
 
     inventory: Path | None = None  # see inventory/lab.example.yml
-    parallel: int = 8  # hosts provisioned at once (Ansible forks)
-
-    @field_validator("parallel")
-    @classmethod
-    def _parallel(cls, value: int) -> int:
-        if not 1 <= value <= 256:
-            raise ValueError(f"{value!r} is outside 1–256. Fix: use 8")
-        return value
-
-
-PROVIDERS = ("auto", "qemu", "virtualbox", "libvirt", "ssh")
+    parallel: int_within(1, 256, "use 8") = 8  # hosts provisioned at once (Ansible forks)
 
 
 class Settings(Strict):
-    provider: Literal["auto", "qemu", "virtualbox", "libvirt", "ssh"] = "auto"
+    provider: Literal[registry.PROVIDERS] = "auto"  # type: ignore[valid-type]
     name: str = "default"
     network: NetworkSettings = NetworkSettings()
     dom0: Dom0Settings = Dom0Settings()

@@ -13,6 +13,8 @@ from typing import Callable
 
 import paramiko
 
+from .errors import MirageEnvError
+
 # paramiko prints a traceback for every refused attempt while the machine boots: keep it quiet
 logging.getLogger("paramiko").setLevel(logging.CRITICAL)
 
@@ -33,7 +35,7 @@ class SshTarget:
                 f"  UserKnownHostsFile {known_hosts}\n  LogLevel ERROR\n")
 
 
-class HostKeyChanged(Exception):
+class HostKeyChanged(MirageEnvError):
     """The host answered with a key other than the one recorded on first contact."""
 
 

@@ -10,10 +10,12 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
+from .errors import MirageEnvError
+
 STATE_DIR_ENV = "MIRAGE_ENV_STATE_DIR"
 
 
-class Busy(Exception):
+class Busy(MirageEnvError):
     """Another mirage-env command holds this environment."""
 
 
@@ -40,6 +42,14 @@ class StateDir:
 
     def path(self, name: str) -> Path:
         return self.root / name
+
+    def write_ssh_config(self, target) -> tuple[Path, str]:
+        """An OpenSSH config for `target` (an sshclient.SshTarget) naming it `mirage-NAME` and
+        pinning its key in this state's known_hosts, for `ssh -F` and testinfra: (path, alias)."""
+        alias = f"mirage-{self.root.name}"
+        config = self.path("ssh_config")
+        config.write_text(target.ssh_config(alias, self.path("known_hosts")))
+        return config, alias
 
     def for_host(self, host: str) -> "StateDir":
         """A lab host's own corner (its check logs, its ssh config) inside the environment's."""

@@ -17,8 +17,10 @@ import shlex
 import time
 from dataclasses import asdict, dataclass, field
 
-from .domus import DomU, list_domus
-from .probe import LEASE_FILE
+from .dom0 import xl
+from .dom0.dnsmasq import Lease, parse_leases
+from .dom0.paths import LEASE_FILE
+from .dom0.xl import DomU
 
 SECTION_RE = re.compile(r"^@@mev:(?P<name>[a-z0-9 _.-]+)@@$", re.MULTILINE)
 CONNECT_TIMEOUT_S = 60
@@ -37,6 +39,7 @@ while read -r _name id _rest; do
 done <<< "$L"
 s leases; [ -r LEASE_FILE ] && while IFS= read -r l; do printf '%s\n' "$l"; done < LEASE_FILE
 s now; printf '%(%s)T\n' -1
+s virt-caps; xl info 2>/dev/null | grep -E '^virt_caps'
 """.replace("LEASE_FILE", LEASE_FILE)
 
 
@@ -55,14 +58,6 @@ class Iface:
     kind: str | None = None  # bridge, tun, veth, … (None for a plain NIC)
     ageing_s: float | None = None  # bridges only
     stp: bool | None = None  # bridges only
-
-
-@dataclass
-class Lease:
-    expiry: int  # epoch seconds, 0 = infinite
-    mac: str
-    ip: str
-    hostname: str
 
 
 @dataclass
@@ -88,6 +83,8 @@ class Topology:
     domus: list[DomU] = field(default_factory=list)
     leases: list[Lease] = field(default_factory=list)
     dom0_now: int | None = None
+    guest_types: list[str] | None = None  # what the dom0 can run (xl info virt_caps): pv, pvh, hvm
+    virt_caps: str | None = None
     problems: list[str] = field(default_factory=list)
     collect_s: dict = field(default_factory=dict)
 
@@ -124,33 +121,6 @@ def parse_ip_addr(text: str) -> dict[str, Iface]:
     return ifaces
 
 
-def parse_leases(text: str) -> list[Lease]:
-    """dnsmasq's lease file: `expiry mac ip hostname client-id` per line."""
-    leases = []
-    for line in text.splitlines():
-        parts = line.split()
-        if len(parts) >= 4 and parts[0].isdigit():
-            leases.append(Lease(int(parts[0]), parts[1].lower(), parts[2], parts[3]))
-    return leases
-
-
-def replay_shell(sections: dict[str, str]):
-    """A `sh(command)` answering from the collected sections, so `domus.list_domus` (the one
-    parser of xl's and dnsmasq's output) runs on them without more SSH round trips."""
-    answers = {"sudo xl list": sections.get("xl-list", ""),
-               f"cat {LEASE_FILE} 2>/dev/null": sections.get("leases", "")}
-    for name, text in sections.items():
-        if name.startswith("xl-network-list "):
-            answers[f"sudo xl network-list {name.split()[1]}"] = text
-
-    def sh(command: str, timeout: float = 0) -> tuple[int, str]:
-        if command not in answers:
-            raise KeyError(f"topology: no collected output for {command!r} (domus.list_domus changed?)")
-        return 0, answers[command]
-
-    return sh
-
-
 def expected_from(settings) -> dict:
     net = settings.network
     return {"subnet": str(net.subnet), "host_address": f"{net.host_address}/{net.prefixlen}",
@@ -183,11 +153,18 @@ def build(expected: dict, host_addr_json: str | None, dom0_output: str | None,
     dom0 = parse_ip_addr(sections.get("ip-addr", "[]"))
     topo.dom0_now = int(sections["now"]) if sections.get("now", "").strip().isdigit() else None
     topo.leases = parse_leases(sections.get("leases", ""))
-    xl = sections.get("xl-list", "")
-    if "Domain-0" in xl:
-        topo.domus = list_domus(replay_shell(sections))
+    caps = sections.get("virt-caps", "").partition(":")[2].strip()
+    if caps:
+        from .kernels import guest_types
+
+        topo.virt_caps, topo.guest_types = caps, guest_types(caps)
+    xl_list = sections.get("xl-list", "")
+    if "Domain-0" in xl_list:
+        macs = {int(name.split()[1]): xl.parse_network_list(text) for name, text in sections.items()
+                if name.startswith("xl-network-list ")}
+        topo.domus = xl.with_addresses(xl.parse_xl_list(xl_list), macs, sections.get("leases", ""))
     else:
-        problems.append(f"dom0: `xl list` failed (not a Xen dom0 yet?): {xl.strip()[-200:] or 'no output'}")
+        problems.append(f"dom0: `xl list` failed (not a Xen dom0 yet?): {xl_list.strip()[-200:] or 'no output'}")
 
     br_name, nic_name = expected["bridge"], expected["bridged_nic"]
     topo.bridge, topo.dom0_nic = dom0.get(br_name), dom0.get(nic_name)
@@ -274,7 +251,7 @@ def collect(env, running: bool) -> Topology:
     host_json, host_error = None, None
     try:
         # a lab host has no separate host side: its "host" probes run on the dom0 itself
-        if not getattr(env.provider, "host_side_is_dom0", False):
+        if env.provider.host_side:
             proc = env.provider.host_exec("ip", "-j", "addr", timeout=20)
             if proc.returncode == 0:
                 host_json = proc.stdout
@@ -290,6 +267,49 @@ def collect(env, running: bool) -> Topology:
     topo = build(expected, host_json, dom0_out, host_error, dom0_error)
     topo.collect_s = timings
     return topo
+
+
+@dataclass
+class View:
+    """One picture of `status`: the environment's machine, or one lab host."""
+    name: str
+    info: dict  # the provider's status, narrowed to this host for a lab
+    topology: Topology | None  # None: not read (--no-topology)
+    graph: object = None  # the graph file to draw it to (a Path), if any
+
+
+def collect_views(env, info: dict, graph=None, read: bool = True) -> list[View]:
+    """What `status` shows: one view of the machine, or one per selected lab host (topologies
+    read in parallel, one SSH session per host; graphs to one file per host: NAME-HOST.svg)."""
+    if info.get("provider") != "ssh":
+        # running None (the provider cannot tell) is worth an SSH attempt; False is not
+        return [View(env.settings.name, info, collect(env, info.get("running") is not False) if read else None,
+                     graph)]
+    from concurrent.futures import ThreadPoolExecutor
+    from types import SimpleNamespace
+
+    from .providers.ssh import SshProvider
+
+    lab = env.provider.lab()
+    hosts = [SimpleNamespace(settings=host.settings,
+                             provider=SshProvider(env.settings, env.state, limit=host.name)) for host in lab]
+    topologies = [None] * len(lab)
+    if read:
+        with ThreadPoolExecutor(max_workers=max(1, env.settings.lab.parallel)) as pool:
+            topologies = list(pool.map(lambda host: collect(host, True), hosts))
+    return [View(h.name,
+                 {**info, "name": f"{info['name']}/{h.name}", "hosts": [e for e in info["hosts"] if e["name"] == h.name]},
+                 topo,
+                 graph.with_name(f"{graph.stem}-{h.name}{graph.suffix}") if graph is not None else None)
+            for h, topo in zip(lab, topologies)]
+
+
+def json_topology(info: dict, views: list[View]) -> dict | None:
+    """`status --json`'s `topology`: the machine's, or {host: its topology} for a lab."""
+    if info.get("provider") == "ssh":
+        return {v.name: v.topology.to_dict() for v in views if v.topology} or None
+    topo = views[0].topology
+    return topo.to_dict() if topo and info.get("running") is not False else None
 
 
 def collect_dom0(provider, timings: dict | None = None) -> tuple[str | None, str | None]:

@@ -12,11 +12,12 @@ from rich.text import Text
 from rich.tree import Tree
 
 from .topology import Iface, Topology, Vif
+from .errors import MirageEnvError
 
 GRAPH_FORMATS = {".svg": "svg", ".png": "png"}
 
 
-class GraphError(Exception):
+class GraphError(MirageEnvError):
     """The graph could not be written; the message says why and how to fix it."""
 
 
@@ -103,6 +104,11 @@ def render_text(info: dict, topo: Topology | None, width: int = 100, color: bool
                       force_terminal=color, highlight=False)
     console.print(render_tree(info, topo))
     if topo is not None and info.get("running") is not False:
+        if topo.guest_types is not None:
+            types = ", ".join(t.upper() for t in topo.guest_types) or "none"
+            note = "" if "pvh" in topo.guest_types else \
+                " (no PVH: Xen lists no hap; see `mirage-env doctor` for nested virtualisation)"
+            console.print(Text(f"guest types: {types}{note}  [virt_caps: {topo.virt_caps}]"))
         if topo.leases:
             now = topo.dom0_now
             console.print(Text("dnsmasq leases:", style="bold"))

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from . import registry
 from .paths import UNIKERNEL_DIR
 
 BUNDLED_USERS = UNIKERNEL_DIR / "data" / "auth" / "users"
@@ -16,6 +17,14 @@ def demo_user(users_dir: Path = BUNDLED_USERS) -> tuple[str, str]:
     return first.name, first.read_text().strip()
 
 
+def try_path(app: str) -> str | None:
+    """What to open on a running app to see it work (None: it serves no HTTP)."""
+    if app == "auth":
+        user, password = demo_user()
+        return f"/login?user={user}&password={password}"
+    return "/" if app == "www" else None
+
+
 def curl(provider, url: str) -> tuple[int, str]:
     proc = provider.host_exec("curl", "-s", "-m", "10", "-w", "\n%{http_code}", url, timeout=30)
     body, _, code = proc.stdout.rpartition("\n")
@@ -25,7 +34,7 @@ def curl(provider, url: str) -> tuple[int, str]:
 def http_checks(provider, app: str, ip: str) -> list[tuple[str, bool, str]]:
     if app == "auth":
         user, password = demo_user()
-        base = f"http://{ip}:8088/login"
+        base = registry.apps()["auth"].url(ip, "/login")
         good = curl(provider, f"{base}?user={user}&password={password}")
         bad = curl(provider, f"{base}?user={user}&password=wrong")
         return [
@@ -33,6 +42,6 @@ def http_checks(provider, app: str, ip: str) -> list[tuple[str, bool, str]]:
             ("auth answers 401 for a wrong password", bad == (401, "Invalid login\n"), f"got {bad}"),
         ]
     if app == "www":
-        page = curl(provider, f"http://{ip}/")
+        page = curl(provider, registry.apps()["www"].url(ip))
         return [("www serves its page", page[0] == 200 and "Hello Mirage World!" in page[1], f"got {page[0]}")]
     return []

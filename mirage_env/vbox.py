@@ -22,6 +22,8 @@ import subprocess
 from dataclasses import dataclass
 from typing import Callable
 
+from .errors import MirageEnvError
+
 VBOXMANAGE = "VBoxManage"
 VERSION_RE = re.compile(r"^(\d+)\.(\d+)\.(\d+)(?:_[A-Za-z]+)?(?:r(\d+))?\s*$")
 KEY_LINE_RE = re.compile(r"^([A-Za-z][A-Za-z0-9 ./]*?):\s*(.*)$")
@@ -30,7 +32,7 @@ NIC_LINE_RE = re.compile(r"^NIC (\d+):\s+(.*)$")
 Runner = Callable[..., str]  # runner("list", "hostonlyifs") -> stdout
 
 
-class VBoxError(Exception):
+class VBoxError(MirageEnvError):
     """VBoxManage is missing, failed, or printed something we cannot read."""
 
 

@@ -27,18 +27,20 @@ import subprocess
 import tempfile
 from pathlib import Path
 
+from .dom0.names import name_problem
+from .dom0.paths import TOOLS_DIR
 from .paths import UNIKERNEL_DIR
 from . import sshclient
+from .errors import MirageEnvError
 
 CLIENT_SRC = UNIKERNEL_DIR / "tools" / "vchan_client.c"
-REMOTE_DIR = "/var/lib/mirage-env/tools"
+REMOTE_DIR = TOOLS_DIR
 DEFAULT_SUBPATH = "data/vchan"
-_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
 _PATH = re.compile(r"^/[A-Za-z0-9_./-]{1,39}$")  # libxenvchan's 64-byte key buffer
 MAX_TEXT = 4000
 
 
-class VchanError(RuntimeError):
+class VchanError(MirageEnvError, RuntimeError):
     """The helper could not be built, the domain or its vchan was not found, or the echo failed."""
 
 
@@ -54,7 +56,7 @@ def resolve_domid(ssh, domid_or_name: int | str) -> int:
             raise VchanError(f"domain id {domid}: a domU id is 1..32751")
         return domid
     name = str(domid_or_name)
-    if not _NAME.match(name):
+    if name_problem(name):
         raise VchanError(f"domain {name!r}: not a domain id or a valid domain name")
     rc, out = _run(ssh, f"sudo xl domid {shlex.quote(name)}", timeout=60)
     if rc != 0 or not out.strip().isdigit():

@@ -30,9 +30,7 @@ class _Collector:
 def run_checks(state: StateDir, target: SshTarget, expected: dict, report) -> bool:
     import pytest  # imported here: `mirage-env --help` must stay fast
 
-    alias = f"mirage-{state.root.name}"
-    ssh_config = state.path("ssh_config")
-    ssh_config.write_text(target.ssh_config(alias, state.path("known_hosts")))
+    ssh_config, alias = state.write_ssh_config(target)
     expected_file = state.path("expected.json")
     expected_file.write_text(json.dumps(expected))
     os.environ[EXPECTED_ENV] = str(expected_file)

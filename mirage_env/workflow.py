@@ -11,6 +11,7 @@ from .providers.base import Host
 from .report import Report
 from .settings import Settings
 from .state import StateDir
+from .errors import MirageEnvError
 
 
 
@@ -21,7 +22,7 @@ class _HostReport:
         self.base, self._host = base, host
 
     def check(self, name: str, ok: bool, detail: str = "") -> None:
-        self.base.check(f"{self._host}: {name}", ok, detail)
+        self.base.check(name, ok, detail, host=self._host)
 
     def stage(self, name: str):
         return self.base.stage(name if name.endswith(self._host) else f"{name} {self._host}")
@@ -39,7 +40,7 @@ class _HostReport:
         return getattr(self.base, name)
 
 
-class StageFailed(Exception):
+class StageFailed(MirageEnvError):
     """A stage ran and did not succeed; the message says what and where to look."""
 
 
@@ -131,7 +132,7 @@ class Environment:
     def _record_hosts(report: Report, hosts: list[Host], result, seconds: float) -> None:
         for host in hosts:
             stats = result.per_host.get(host.name, {"ok": False, "unreachable": 1})
-            errors = [f.split(": ", 1)[1] for f in result.failures if f.startswith(f"{host.name}: ")]
+            errors = list(result.host_failures.get(host.name, []))
             if stats.get("unreachable"):
                 errors.append("unreachable")
             report.host(host.name, provisioned="ok" if stats["ok"] else "failed",
@@ -156,8 +157,8 @@ class Environment:
             view = _HostReport(report, host.name) if per_host else report
             problems = self._verify_host(host, view)
             if per_host:
-                passed = sum(1 for c in report.checks if c.name.startswith(f"{host.name}: ") and c.ok)
-                total = sum(1 for c in report.checks if c.name.startswith(f"{host.name}: "))
+                checks = report.checks_of(host.name)
+                passed, total = sum(1 for c in checks if c.ok), len(checks)
                 previous = report.hosts.get(host.name, {})
                 report.host(host.name, checks_passed=passed, checks_total=total,
                             ok=previous.get("ok", True) and not problems,

@@ -1,17 +1,25 @@
 """Providers give SSH-reachable hosts: the built-in QEMU machine, Vagrant (VirtualBox, libvirt)
-and existing hosts over SSH (labs)."""
+and existing hosts over SSH (labs).
+
+Nothing heavy is imported here: `python -m mirage_env.providers.aptproxy` runs once per guest
+connection and must start fast (no paramiko, no pydantic); each provider is imported when chosen.
+"""
 
 from __future__ import annotations
 
 import shutil
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from ..settings import Settings
-from ..state import StateDir
-from .base import Provider, ProviderError
+from .. import registry
+
+if TYPE_CHECKING:
+    from ..settings import Settings
+    from ..state import StateDir
+    from .base import Provider
 
 
-def resolve_provider_name(settings: Settings) -> str:
+def resolve_provider_name(settings: "Settings") -> str:
     """`auto`: VirtualBox through Vagrant when both are installed (the laptop path), otherwise
     the built-in QEMU machine. libvirt and ssh are chosen explicitly."""
     if settings.provider != "auto":
@@ -21,8 +29,10 @@ def resolve_provider_name(settings: Settings) -> str:
     return "qemu"
 
 
-def get_provider(settings: Settings, state: StateDir, image_cache: Path | None = None,
-                 limit: str | None = None) -> Provider:
+def get_provider(settings: "Settings", state: "StateDir", image_cache: Path | None = None,
+                 limit: str | None = None) -> "Provider":
+    from .base import ProviderError
+
     name = resolve_provider_name(settings)
     if limit and name != "ssh":
         raise ProviderError(f"--limit {limit!r} selects lab hosts; the {name} provider has one machine. "
@@ -31,7 +41,7 @@ def get_provider(settings: Settings, state: StateDir, image_cache: Path | None =
         from .qemu import QemuProvider
 
         return QemuProvider(settings, state, image_cache)
-    if name in ("virtualbox", "libvirt"):
+    if name in registry.VAGRANT_PROVIDERS:
         from .vagrant import VagrantProvider
 
         return VagrantProvider(settings, state, backend=name)
@@ -39,7 +49,17 @@ def get_provider(settings: Settings, state: StateDir, image_cache: Path | None =
         from .ssh import SshProvider
 
         return SshProvider(settings, state, limit)
-    raise ProviderError(f"provider {name!r} is not available. Fix: use one of qemu, virtualbox, libvirt, ssh")
+    usable = ", ".join(p for p in registry.PROVIDERS if p != "auto")
+    raise ProviderError(f"provider {name!r} is not available. Fix: use one of {usable}")
+
+
+def __getattr__(name: str):
+    # `from mirage_env.providers import ProviderError` keeps working, loaded on first use
+    if name in ("Provider", "ProviderError", "Host"):
+        from . import base
+
+        return getattr(base, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 __all__ = ["Provider", "ProviderError", "get_provider", "resolve_provider_name"]

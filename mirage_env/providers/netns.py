@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import subprocess
 from dataclasses import dataclass
+from pathlib import Path
 
 
 def ip(*args: str, check: bool = True) -> subprocess.CompletedProcess:
@@ -44,8 +45,26 @@ class HostOnlyNetwork:
     def run(self, *cmd: str, timeout: float = 60) -> subprocess.CompletedProcess:
         return subprocess.run(self.exec_args(*cmd), capture_output=True, text=True, timeout=timeout)
 
+    @property
+    def resolv_conf(self) -> Path:
+        """`ip netns exec` bind-mounts this over /etc/resolv.conf for commands in the namespace."""
+        return Path("/etc/netns") / self.namespace / "resolv.conf"
+
+    def use_dns(self, server: str, domain: str) -> None:
+        """Resolve names inside the namespace with the dom0's dnsmasq (the domUs' names only)."""
+        text = f"# mirage-env: the dom0's dnsmasq on its bridge\nnameserver {server}\nsearch {domain}\n"
+        if not self.resolv_conf.is_file() or self.resolv_conf.read_text() != text:
+            self.resolv_conf.parent.mkdir(parents=True, exist_ok=True)
+            self.resolv_conf.write_text(text)
+
     def remove(self) -> None:
         """Remove our tap (wherever it is) and our namespace, by name; absent ones are fine."""
+        if self.resolv_conf.is_file():
+            self.resolv_conf.unlink()
+            try:
+                self.resolv_conf.parent.rmdir()
+            except OSError:  # someone else's file in there: leave the directory
+                pass
         if self.namespace_exists():
             ip("-n", self.namespace, "link", "del", self.tap, check=False)
             ip("netns", "del", self.namespace, check=False)

@@ -14,7 +14,6 @@ import signal
 import socket
 import subprocess
 import sys
-import tempfile
 import time
 from pathlib import Path
 from urllib.parse import urlsplit
@@ -22,39 +21,14 @@ from urllib.parse import urlsplit
 from ..procs import run_logged
 from ..settings import Settings
 from ..sshclient import SshTarget, connect, run, wait_for_ssh
+from ..hostcaps import QEMU, kvm_usable
 from ..state import StateDir
 from .base import Provider, ProviderError
 from .image import ImageRecipe, cache_root, ensure_base_image
 from .netns import HostOnlyNetwork, LanPort
 
-QEMU = "qemu-system-x86_64"
 APT_PROXY_GUEST = "10.0.2.100:3142"
 BOOT_DEADLINE_S = 900  # TCG boot of a Xen dom0 takes ~110 s on an idle 2-core machine
-
-
-def kvm_usable(log: Path | None = None) -> bool:
-    """Boot a 512-byte guest that writes to isa-debug-exit, on the same machine type and CPU
-    model as the real run: only a real run proves KVM works (on some hosts /dev/kvm opens but
-    fails to set up an ordinary guest's CPU)."""
-    if not os.access("/dev/kvm", os.R_OK | os.W_OK) or not shutil.which(QEMU):
-        return False
-    sector = bytes([0xB0, 0x31, 0xE6, 0xF4, 0xF4])  # mov al,0x31; out 0xf4,al; hlt
-    sector += bytes(510 - len(sector)) + b"\x55\xaa"
-    with tempfile.NamedTemporaryFile(suffix=".img") as disk:
-        disk.write(sector)
-        disk.flush()
-        try:
-            proc = subprocess.run(
-                [QEMU, "-accel", "kvm", "-machine", "q35", "-cpu", "host", "-display", "none", "-no-reboot",
-                 "-drive", f"file={disk.name},format=raw,if=ide",
-                 "-device", "isa-debug-exit,iobase=0xf4,iosize=0x04"],
-                capture_output=True, text=True, timeout=30)
-        except subprocess.TimeoutExpired:
-            return False
-    if log:
-        with open(log, "a") as f:
-            f.write(f"kvm probe: exit {proc.returncode} {proc.stderr.strip()}\n")
-    return proc.returncode == (0x31 << 1) | 1
 
 
 def free_port() -> int:

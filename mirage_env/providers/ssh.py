@@ -22,7 +22,7 @@ from .base import Host, Provider, ProviderError
 
 class SshProvider(Provider):
     name = "ssh"
-    host_side_is_dom0 = True  # `status` reads no separate host side (see the module's docstring)
+    host_side = False  # `status` reads no separate host side (see the module's docstring)
 
     def __init__(self, settings: Settings, state: StateDir, limit: str | None = None):
         self.settings, self.state, self.limit = settings, state, limit

@@ -18,18 +18,16 @@ import subprocess
 import sys
 from pathlib import Path
 
+from .. import registry
 from ..settings import Settings, SettingsError, load_settings
 from ..sshclient import SshTarget, connect, run
 from ..paths import PLAYBOOKS_DIR, VAGRANTFILE_DIR
+from ..hostcaps import VirtualBoxChecks, kvm_usable, vm_name
 from ..state import StateDir
 from .base import Host, Provider, ProviderError
 
 VAGRANT_JSON_ENV = "MIRAGE_ENV_VAGRANT_JSON"
 HOSTONLY_NETWORK = "mirage-env-hostonly"  # the libvirt network of the host-only segment
-
-
-def vm_name(settings: Settings) -> str:
-    return f"mirage-env-{settings.name}"
 
 
 def hostonly_mac(settings: Settings, backend: str) -> str:
@@ -64,7 +62,6 @@ def _virtualbox_dhcp_servers(settings: Settings) -> list[list[str]]:
 def _libvirt_cpu() -> dict:
     """KVM when it really runs a guest; otherwise QEMU's TCG with a CPU model Xen can run on:
     `qemu64` + `svm` (with `-cpu max` the PV dom0 crashes at its first instructions)."""
-    from .qemu import kvm_usable
 
     if kvm_usable():
         return {"driver": "kvm", "cpu_mode": "host-passthrough"}
@@ -104,7 +101,7 @@ def vagrant_config(settings: Settings, state: StateDir, backend: str | None = No
 
 class VagrantProvider(Provider):
     def __init__(self, settings: Settings, state: StateDir, backend: str = "virtualbox"):
-        if backend not in ("virtualbox", "libvirt"):
+        if backend not in registry.VAGRANT_PROVIDERS:
             raise ProviderError(f"unknown Vagrant backend {backend!r}. Fix: use virtualbox or libvirt")
         self.settings, self.state, self.backend = settings, state, backend
         self.name = backend
@@ -168,7 +165,6 @@ class VagrantProvider(Provider):
     def _check_virtualbox(self, report) -> None:
         """The newcomer traps, checked on the VM Vagrant made: host-only address, VirtualBox's DHCP
         server off, NIC 2 promiscuous allow-all. Provisioning would only fail later, less clearly."""
-        from ..doctor import VirtualBoxChecks
 
         checks = VirtualBoxChecks(self.settings).all()
         for check in checks:

@@ -272,15 +272,15 @@ static void test_arp_resolve_queue_expiry(void)
 	CHECK(!memcmp(last_tx()->data, eth_broadcast, 6));
 	CHECK_EQ(rd32(last_tx()->data + 14 + 24), PEER);
 	CHECK(arp_busy());
-	/* a second packet for the same hop replaces the first */
+	/* a second packet for the same hop waits too (fragments) */
 	payload[0] = 0xcd;
 	CHECK_EQ(ipv4_output(PEER, 253, payload, sizeof(payload)), 0);
 	CHECK_EQ(test_ntx, 1); /* no second request */
-	/* the reply flushes exactly one packet to the learned MAC */
+	/* the reply flushes both to the learned MAC */
 	test_clear_tx();
 	size_t n = mk_arp(f, 2, PEER_MAC, PEER, ME_MAC, ME, ME_MAC);
 	eth_input(f, n);
-	CHECK_EQ(test_ntx, 1);
+	CHECK_EQ(test_ntx, 2);
 	CHECK(!memcmp(last_tx()->data, PEER_MAC, 6));
 	CHECK_EQ(rd16(last_tx()->data + 12), ETH_P_IPV4);
 	CHECK_EQ(last_tx()->data[14 + 20], 0xcd);
@@ -290,12 +290,17 @@ static void test_arp_resolve_queue_expiry(void)
 	CHECK_EQ(ipv4_output(PEER, 253, payload, 10), 0);
 	CHECK_EQ(test_ntx, 1);
 	CHECK_EQ(rd16(last_tx()->data + 12), ETH_P_IPV4);
-	/* gratuitous ARP from the peer moves it to a new MAC */
+	/* unsolicited ARP (gratuitous, or a request or reply nobody asked
+	 * for) does not move a resolved neighbour to a new MAC */
 	static const uint8_t NEW_MAC[6] = { 2, 0xbb, 0, 0, 0, 9 };
 	n = mk_arp(f, 1, NEW_MAC, PEER, NULL, PEER, eth_broadcast);
 	eth_input(f, n);
+	n = mk_arp(f, 1, NEW_MAC, PEER, NULL, ME, eth_broadcast);
+	eth_input(f, n);
+	n = mk_arp(f, 2, NEW_MAC, PEER, ME_MAC, ME, ME_MAC);
+	eth_input(f, n);
 	CHECK_EQ(arp_lookup(PEER, mac), 1);
-	CHECK(!memcmp(mac, NEW_MAC, 6));
+	CHECK(!memcmp(mac, PEER_MAC, 6));
 	/* entries expire after 60 s */
 	test_now += 60 * 1000;
 	arp_timer(test_now);
@@ -332,12 +337,46 @@ static void test_arp_cache_full(void)
 	CHECK_EQ(arp_lookup(IP(10, 0, 0, 140), got), 1);
 	CHECK_EQ(got[5], 40);
 	CHECK_EQ(arp_lookup(IP(10, 0, 0, 101), got), 0);
-	/* more unresolved hops than pending slots: extra packets dropped */
+	/* more unresolved hops than pending slots: the oldest packets give
+	 * way, so the newest hop's reply still goes out once resolved */
 	uint8_t p[8] = { 0 };
 	int queued = 0;
-	for (int i = 0; i < 8; i++)
+	for (int i = 0; i < 20; i++)
 		queued += ipv4_output(IP(10, 0, 0, 10 + i), 253, p, 8) == 0;
-	CHECK_EQ(queued, 4);
+	CHECK_EQ(queued, 20);
+	test_clear_tx();
+	uint8_t f[64];
+	size_t n = mk_arp(f, 2, mac, IP(10, 0, 0, 29), ME_MAC, ME, ME_MAC);
+	eth_input(f, n);
+	CHECK_EQ(test_ntx, 1);
+	CHECK_EQ(rd16(last_tx()->data + 12), ETH_P_IPV4);
+}
+
+static void test_arp_churn_keeps_resolved_and_gateway(void)
+{
+	setup_static();
+	uint8_t mac[6] = { 2, 0xcc, 0, 0, 0, 0 }, got[6];
+	learn_neighbour(GW_MAC, GW);
+	mac[5] = 1;
+	learn_neighbour(mac, PEER);
+	/* a burst of packets to unresolvable addresses (replies to spoofed
+	 * sources): incomplete entries churn, resolved ones stay */
+	uint8_t p[8] = { 0 };
+	for (int i = 0; i < 100; i++) {
+		ipv4_output(IP(10, 0, 0, 100 + i), 253, p, 8);
+		test_now += 10;
+	}
+	CHECK_EQ(arp_lookup(GW, got), 1);
+	CHECK_EQ(arp_lookup(PEER, got), 1);
+	/* requests from many new neighbours may evict resolved entries,
+	 * never the gateway */
+	for (int i = 1; i <= 40; i++) {
+		mac[5] = (uint8_t)(i + 1);
+		learn_neighbour(mac, IP(10, 0, 0, 100 + i));
+		test_now += 10;
+	}
+	CHECK_EQ(arp_lookup(GW, got), 1);
+	CHECK(!memcmp(got, GW_MAC, 6));
 }
 
 static void test_arp_refresh(void)
@@ -362,6 +401,78 @@ static void test_arp_refresh(void)
 }
 
 /* ---- IPv4 / ICMP ------------------------------------------------------- */
+/* One fragment of the ICMP message msg[0..len) at off (n bytes). */
+static size_t mk_frag(uint8_t *f, uint32_t src, uint16_t id, const uint8_t *msg,
+		      size_t off, size_t n, bool more)
+{
+	size_t fl = mk_ip(f, PEER_MAC, src, ME, IP_PROTO_ICMP, n, 20);
+	uint8_t *ip = f + ETH_HLEN;
+	wr16(ip + 4, id);
+	wr16(ip + 6, (uint16_t)((off / 8) | (more ? 0x2000 : 0)));
+	wr16(ip + 10, 0);
+	wr16(ip + 10, inet_fold(inet_sum(ip, 20, 0)));
+	memcpy(ip + 20, msg + off, n);
+	return fl;
+}
+
+static void test_ipv4_reassembly(void)
+{
+	static uint8_t msg[3008], got[3008];
+	uint8_t f[ETH_FRAME_MAX];
+	size_t i, n, len = sizeof(msg);
+
+	setup_static();
+	learn_neighbour(PEER_MAC, PEER);
+	msg[0] = 8;
+	wr16(msg + 4, 0x4242);
+	for (i = 8; i < len; i++)
+		msg[i] = (uint8_t)(i * 7);
+	wr16(msg + 2, inet_fold(inet_sum(msg, len, 0)));
+	/* Three fragments, out of order, a duplicate among them. */
+	n = mk_frag(f, PEER, 77, msg, 2960, len - 2960, false);
+	eth_input(f, n);
+	n = mk_frag(f, PEER, 77, msg, 0, 1480, true);
+	eth_input(f, n);
+	eth_input(f, n);
+	CHECK_EQ(test_ntx, 0);
+	n = mk_frag(f, PEER, 77, msg, 1480, 1480, true);
+	eth_input(f, n);
+	/* The reply: as big as the request, in three fragments. */
+	CHECK_EQ(test_ntx, 3);
+	size_t total = 0;
+	for (int k = 0; k < test_ntx && k < 3; k++) {
+		const uint8_t *ip = test_tx[k].data + 14;
+		size_t off = (size_t)(rd16(ip + 6) & 0x1fff) * 8, pl = rd16(ip + 2) - 20u;
+		CHECK_EQ(inet_fold(inet_sum(ip, 20, 0)), 0);
+		CHECK_EQ(!!(rd16(ip + 6) & 0x2000), k < 2);
+		if (off + pl > sizeof(got)) { CHECK(0); break; }
+		memcpy(got + off, ip + 20, pl);
+		total += pl;
+	}
+	CHECK_EQ(total, len);
+	CHECK_EQ(got[0], 0);
+	CHECK_EQ(inet_fold(inet_sum(got, len, 0)), 0);
+	CHECK(!memcmp(got + 4, msg + 4, len - 4));
+	/* Incomplete datagrams time out; too big ones are dropped. */
+	test_clear_tx();
+	n = mk_frag(f, PEER, 78, msg, 0, 1480, true);
+	eth_input(f, n);
+	test_now += 60000;
+	n = mk_frag(f, PEER, 78, msg, 1480, 1480, false);
+	eth_input(f, n);
+	CHECK_EQ(test_ntx, 0);
+	n = mk_frag(f, PEER, 79, msg, 0, 1000, false);
+	wr16(f + ETH_HLEN + 6, (uint16_t)(4000 / 8));
+	wr16(f + ETH_HLEN + 10, 0);
+	wr16(f + ETH_HLEN + 10, inet_fold(inet_sum(f + ETH_HLEN, 20, 0)));
+	eth_input(f, n);
+	CHECK_EQ(test_ntx, 0);
+	/* Our subnet's broadcast address as a source is refused. */
+	n = mk_echo(f, IP(10, 0, 0, 255), ME, 20, 8);
+	eth_input(f, n);
+	CHECK_EQ(test_ntx, 0);
+}
+
 static void test_icmp_echo(void)
 {
 	setup_static();
@@ -489,7 +600,7 @@ static void test_ipv4_routing(void)
 	CHECK(!memcmp(test_tx[1].data, eth_broadcast, 6));
 	CHECK_EQ(rd16(test_tx[0].data + 12), ETH_P_IPV4);
 	/* too big, to ourselves, to 0.0.0.0 */
-	static uint8_t big[IP_MAX_PAYLOAD + 1];
+	static uint8_t big[IP_MAX_DATAGRAM + 1];
 	CHECK_EQ(ipv4_output(PEER, 253, big, sizeof(big)), -1);
 	CHECK_EQ(ipv4_output(ME, 253, p, 4), -1);
 	CHECK_EQ(ipv4_output(0, 253, p, 4), -1);
@@ -705,7 +816,83 @@ static uint32_t dhcp_to_bound(uint32_t lease, const uint8_t *extra,
 	CHECK_EQ(s.ciaddr, 0);
 	CHECK_EQ(s.xid, xid);
 	eth_input(f, mk_dhcp(f, 5, xid, ME, lease, extra, extralen, true));
+	/* RFC 5227: ARP probes (sender 0.0.0.0) for the address first */
+	CHECK(!dhcp_bound());
+	CHECK_EQ(rd16(last_tx()->data + 12), ETH_P_ARP);
+	CHECK_EQ(rd32(last_tx()->data + 14 + 14), 0);
+	CHECK_EQ(rd32(last_tx()->data + 14 + 24), ME);
+	for (int i = 0; i < 3 && !dhcp_bound(); i++) {
+		test_now += 400;
+		dhcp_timer(test_now);
+	}
 	return xid;
+}
+
+static void test_dhcp_probe_conflict_declines(void)
+{
+	uint8_t f[ETH_FRAME_MAX];
+	struct seen s;
+	static const uint8_t OTHER_MAC[6] = { 2, 0xee, 0, 0, 0, 7 };
+	test_reset();
+	net_init();
+	dhcp_start();
+	CHECK(last_dhcp(&s));
+	uint32_t xid = s.xid;
+	eth_input(f, mk_dhcp(f, 2, xid, ME, 120, NULL, 0, true));
+	/* an ACK whose server identifier is 0.0.0.0 is refused */
+	static const uint8_t zero_sid[] = { 54, 4, 0, 0, 0, 0 };
+	eth_input(f, mk_dhcp(f, 5, xid, ME, 120, zero_sid, sizeof(zero_sid), false));
+	CHECK(!dhcp_bound() && net_ip() == 0);
+	CHECK_EQ(rd16(last_tx()->data + 12), ETH_P_IPV4);	/* no probe */
+	/* a real ACK: probing; another host answers for the address */
+	eth_input(f, mk_dhcp(f, 5, xid, ME, 120, NULL, 0, true));
+	CHECK_EQ(rd16(last_tx()->data + 12), ETH_P_ARP);
+	test_clear_tx();
+	size_t n = mk_arp(f, 2, OTHER_MAC, ME, ME_MAC, 0, ME_MAC);
+	eth_input(f, n);
+	CHECK(last_dhcp(&s));
+	CHECK_EQ(s.type, 4);		/* DHCPDECLINE */
+	CHECK_EQ(s.reqip, ME);
+	CHECK_EQ(s.server, SERVER);
+	for (int i = 0; i < 5; i++) {
+		test_now += 400;
+		dhcp_timer(test_now);
+	}
+	CHECK(!dhcp_bound() && net_ip() == 0);
+	CHECK(strstr(test_console, "DHCP: 10.0.0.5 is in use, declining") != NULL);
+	/* a new DISCOVER after the RFC 2131 wait */
+	test_clear_tx();
+	test_now += 10000;
+	dhcp_timer(test_now);
+	CHECK(last_dhcp(&s));
+	CHECK_EQ(s.type, 1);
+}
+
+static void test_arp_conflict_defend_then_give_up(void)
+{
+	uint8_t f[ETH_FRAME_MAX];
+	struct seen s;
+	static const uint8_t OTHER_MAC[6] = { 2, 0xee, 0, 0, 0, 8 };
+	dhcp_to_bound(120, NULL, 0);
+	CHECK(dhcp_bound());
+	/* a claim on our address: defended with an announcement */
+	test_clear_tx();
+	size_t n = mk_arp(f, 1, OTHER_MAC, ME, NULL, ME, eth_broadcast);
+	eth_input(f, n);
+	CHECK_EQ(test_ntx, 1);
+	CHECK_EQ(rd16(last_tx()->data + 12), ETH_P_ARP);
+	CHECK_EQ(rd32(last_tx()->data + 14 + 14), ME);
+	CHECK(dhcp_bound());
+	/* insisted on within 10 s: the address is given up (and declined) */
+	test_now += 2000;
+	for (int i = 0; i < 20; i++)
+		eth_input(f, n);
+	CHECK(last_dhcp(&s));
+	CHECK_EQ(s.type, 4);
+	CHECK(!dhcp_bound() && net_ip() == 0);
+	/* the conflict was logged once, not per packet */
+	const char *c = strstr(test_console, "address conflict");
+	CHECK(c && !strstr(c + 1, "address conflict"));
 }
 
 static void test_dhcp_exchange(void)
@@ -916,6 +1103,10 @@ static void test_dhcp_nak_and_release(void)
 	eth_input(f, mk_dhcp(f, 2, s.xid, ME, 100, NULL, 0, true));
 	last_dhcp(&s);
 	eth_input(f, mk_dhcp(f, 5, s.xid, ME, 100, NULL, 0, true));
+	for (int i = 0; i < 3; i++) {	/* ARP probing */
+		test_now += 400;
+		dhcp_timer(test_now);
+	}
 	CHECK(dhcp_bound());
 	learn_neighbour(SERVER_MAC, SERVER);
 	dhcp_stop();
@@ -1072,6 +1263,10 @@ int main(void)
 	RUN(test_arp_refresh);
 	RUN(test_icmp_echo);
 	RUN(test_ipv4_drops);
+	RUN(test_ipv4_reassembly);
+	RUN(test_arp_churn_keeps_resolved_and_gateway);
+	RUN(test_dhcp_probe_conflict_declines);
+	RUN(test_arp_conflict_defend_then_give_up);
 	RUN(test_ipv4_routing);
 	RUN(test_udp);
 	RUN(test_dhcp_exchange);

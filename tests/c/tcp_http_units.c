@@ -21,6 +21,8 @@
 #include "http.h"
 #include "kv.h"
 #include "sha256.h"
+#include "csprng.h"
+#include <sys/random.h>
 
 /* ---- Harness: clock, address, checksum, captured output ---------------- */
 
@@ -30,7 +32,15 @@ static const uint32_t US = 0x0a000002, PEER = 0x0a000001;
 uint64_t net_now_ms(void) { return now; }
 uint32_t net_ip(void) { return US; }
 void plat_console_write(const char *s, size_t n) { fwrite(s, 1, n, stdout); }
-void plat_random(void *b, size_t n) { memset(b, 0x42, n); }
+/* Fixed "randomness" unless a command asks for the real thing. */
+static bool real_random;
+void plat_random(void *b, size_t n)
+{
+	if (real_random)
+		csprng_bytes(b, n);
+	else
+		memset(b, 0x42, n);
+}
 
 uint32_t inet_sum(const void *p, size_t n, uint32_t sum)
 {
@@ -64,8 +74,15 @@ struct seg {
 	size_t dlen;
 	uint8_t data[1600];
 };
-static struct seg out[256];
+static struct seg out[2048];
 static int nout;
+
+/* Our ISNs follow RFC 6528 (keyed hash of the 4-tuple + clock), so each
+ * connection has its own. The tests speak in sequence numbers relative
+ * to a virtual ISS: the harness shifts our seq and the peer's ack by the
+ * difference, learnt from each SYN-ACK (per peer port). */
+#define ISS 0x42424242u
+static uint32_t iss_off[65536];
 
 #define FIN 0x01
 #define SYN 0x02
@@ -99,6 +116,9 @@ int ipv4_output(uint32_t dst, uint8_t proto, const void *p, size_t len)
 	hlen = (size_t)(b[12] >> 4) * 4;
 	REQUIRE(hlen >= 20 && hlen <= len);
 	s->flags = b[13];
+	if ((s->flags & 0x12) == 0x12)	/* SYN-ACK: a new ISS for the port */
+		iss_off[s->dport] = s->seq - ISS;
+	s->seq -= iss_off[s->dport];
 	s->wnd = rd16(b + 14);
 	if (hlen == 24 && b[20] == 2 && b[21] == 4)
 		s->mss = rd16(b + 22);
@@ -107,7 +127,8 @@ int ipv4_output(uint32_t dst, uint8_t proto, const void *p, size_t len)
 	return 0;
 }
 
-/* Build and feed a segment from PEER:sport to US:dport. */
+/* Build and feed a segment from peer:sport to US:dport. */
+static uint32_t peer = PEER;
 static void feed_opt(uint16_t sport, uint16_t dport, uint32_t seq, uint32_t ack,
 		     uint8_t flags, uint16_t wnd, const uint8_t *opt, size_t optlen,
 		     const void *data, size_t dlen)
@@ -119,7 +140,7 @@ static void feed_opt(uint16_t sport, uint16_t dport, uint32_t seq, uint32_t ack,
 	wr16(b, sport);
 	wr16(b + 2, dport);
 	wr32(b + 4, seq);
-	wr32(b + 8, ack);
+	wr32(b + 8, ack + iss_off[sport]);
 	b[12] = (uint8_t)((hlen / 4) << 4);
 	b[13] = flags;
 	wr16(b + 14, wnd);
@@ -128,8 +149,8 @@ static void feed_opt(uint16_t sport, uint16_t dport, uint32_t seq, uint32_t ack,
 	if (dlen)
 		memcpy(b + hlen, data, dlen);
 	wr16(b + 16, inet_fold(inet_sum(b, hlen + dlen,
-		inet_pseudo(PEER, US, 6, (uint16_t)(hlen + dlen)))));
-	tcp_input(PEER, US, b, hlen + dlen);
+		inet_pseudo(peer, US, 6, (uint16_t)(hlen + dlen)))));
+	tcp_input(peer, US, b, hlen + dlen);
 }
 
 static void feed(uint16_t sport, uint16_t dport, uint32_t seq, uint32_t ack,
@@ -179,12 +200,12 @@ static const struct tcp_ops test_ops = {
 	.closed = t_closed, .rcv_space = t_space,
 };
 
-#define ISS 0x42424242u
 #define IRS 1000u
 
 static void setup(void)
 {
 	tcp_reset();
+	peer = PEER;
 	nout = 0;
 	n_accept = n_closed = n_eof = n_sent = 0;
 	rxlen = 0;
@@ -366,7 +387,7 @@ static void test_tcp_out_of_window(void)
 	/* ACK for data we never sent: ACK back, connection lives on. */
 	before = nout;
 	feed(4000, 80, IRS + 101, ISS + 5000, ACK, 65535, NULL, 0);
-	CHECK(nout == before + 1 && c->state == TCP_ESTABLISHED && c->snd_una == ISS + 1);
+	CHECK(nout == before + 1 && c->state == TCP_ESTABLISHED && c->snd_una == ISS + 1 + iss_off[4000]);
 }
 
 static void test_tcp_rst_validation(void)
@@ -662,24 +683,146 @@ static void test_tcp_concurrent(void)
 	CHECK(tcp_conn_count() == 2 && a->state == TCP_ESTABLISHED);
 }
 
-static void test_tcp_table_full_recycles(void)
+static void test_tcp_syn_flood_keeps_real_clients(void)
+{
+	int i, before;
+
+	setup();
+	/* A real client's handshake is half-way when the flood starts... */
+	feed(9000, 80, IRS, 0, SYN, 1000, NULL, 0);
+	REQUIRE(last()->flags == (SYN | ACK));
+	/* ...from many (spoofed) addresses, far more SYNs than slots. */
+	for (i = 0; i < 4 * TCP_MAX_CONN; i++) {
+		now++;
+		peer = 0x0b000000u + (uint32_t)i;
+		feed((uint16_t)(10000 + i), 80, IRS, 0, SYN, 1000, NULL, 0);
+		CHECK(last()->flags == (SYN | ACK));	/* every SYN answered */
+	}
+	peer = PEER;
+	CHECK(tcp_conn_count() <= TCP_HALF_OPEN_MAX + 1);
+	CHECK(tcp_stats.cookies_sent > 0);
+	/* The half-open client completes: it was not evicted. */
+	feed(9000, 80, IRS + 1, ISS + 1, ACK, 1000, NULL, 0);
+	CHECK(n_accept == 1);
+	/* A client arriving during the flood gets a cookie and gets in. */
+	peer = 0x0b100000u;
+	feed(10000, 80, IRS, 0, SYN, 1000, NULL, 0);	/* the flood goes on */
+	peer = PEER;
+	feed(9001, 80, IRS, 0, SYN, 1000, NULL, 0);
+	REQUIRE(last()->flags == (SYN | ACK));
+	feed(9001, 80, IRS + 1, ISS + 1, ACK, 1000, "hi", 2);
+	CHECK(n_accept == 2 && rxlen == 2 && last()->ack == IRS + 3);
+	CHECK(tcp_stats.cookies_ok == 1);
+	/* A forged cookie ACK (wrong ISS) creates nothing. */
+	before = n_accept;
+	feed(9002, 80, IRS + 1, ISS + 77, ACK, 1000, NULL, 0);
+	CHECK(n_accept == before && last()->flags == RST);
+	/* A cookie expires after two slots. */
+	feed(9003, 80, IRS, 0, SYN, 1000, NULL, 0);
+	now += 3 * TCP_COOKIE_SLOT_MS;
+	feed(9003, 80, IRS + 1, ISS + 1, ACK, 1000, NULL, 0);
+	CHECK(n_accept == before);
+}
+
+static void test_tcp_idle_clients_do_not_lock_out(void)
 {
 	int i;
 
 	setup();
-	/* Fill the table with half-open connections (a SYN flood)... */
-	for (i = 0; i < TCP_MAX_CONN; i++) {
+	/* One client opens 100 idle connections, another peer 10... */
+	for (i = 0; i < 100; i++) {
 		now++;
-		feed(10000 + i, 80, IRS, 0, SYN, 1000, NULL, 0);
+		feed((uint16_t)(20000 + i), 80, IRS, 0, SYN, 1000, NULL, 0);
+		feed((uint16_t)(20000 + i), 80, IRS + 1, ISS + 1, ACK, 1000, NULL, 0);
 	}
-	CHECK(tcp_conn_count() == TCP_MAX_CONN);
-	/* ...a real client still gets in: the oldest half-open is dropped. */
-	now++;
+	CHECK(tcp_conn_count() <= TCP_PER_SOURCE);
+	peer = 0x0a000063;
+	for (i = 0; i < 10; i++) {
+		now++;
+		feed((uint16_t)(30000 + i), 80, IRS, 0, SYN, 1000, NULL, 0);
+		feed((uint16_t)(30000 + i), 80, IRS + 1, ISS + 1, ACK, 1000, NULL, 0);
+	}
+	CHECK(n_accept == 110);
+	/* ...a fresh client from either address is still served. */
+	peer = 0x0a000064;
 	feed(9000, 80, IRS, 0, SYN, 1000, NULL, 0);
-	CHECK(last()->flags == (SYN | ACK) && last()->dport == 9000);
-	feed(9000, 80, IRS + 1, ISS + 1, ACK, 1000, NULL, 0);
-	CHECK(n_accept == 1);
+	feed(9000, 80, IRS + 1, ISS + 1, ACK, 1000, "x", 1);
+	CHECK(n_accept == 111 && last()->ack == IRS + 2);
+	peer = PEER;
+	feed(9001, 80, IRS, 0, SYN, 1000, NULL, 0);
+	feed(9001, 80, IRS + 1, ISS + 1, ACK, 1000, "y", 1);
+	CHECK(n_accept == 112 && last()->ack == IRS + 2);
+	/* Filling the whole table from many addresses recycles the least
+	 * recently heard connection of the biggest holder. */
+	for (i = 0; i < 2 * TCP_MAX_CONN; i++) {
+		now++;
+		peer = 0x0c000000u + (uint32_t)i;
+		feed(9100, 80, IRS, 0, SYN, 1000, NULL, 0);
+		feed(9100, 80, IRS + 1, ISS + 1, ACK, 1000, NULL, 0);
+	}
+	CHECK(n_accept == 112 + 2 * TCP_MAX_CONN);
 	CHECK(tcp_conn_count() == TCP_MAX_CONN);
+}
+
+static void test_tcp_junk_does_not_keep_alive(void)
+{
+	struct tcp_conn *c;
+	int i;
+
+	setup();
+	c = handshake(4000, 65535);
+	tcp_close(c);		/* FIN_WAIT_1, then the peer ACKs: FIN_WAIT_2 */
+	tcp_output(c);
+	feed(4000, 80, IRS + 1, ISS + 2, ACK, 65535, NULL, 0);
+	REQUIRE(c->state == TCP_FIN_WAIT_2);
+	/* Out-of-window RSTs every second must not refresh the timer. */
+	for (i = 0; i < TCP_FIN_WAIT2_MS / 1000 + 2; i++) {
+		now += 1000;
+		feed(4000, 80, IRS + 100000, 0, RST, 0, NULL, 0);
+		tcp_timer(now);
+	}
+	CHECK(tcp_conn_count() == 0);
+}
+
+static void test_tcp_idle_timeout_any_state(void)
+{
+	setup();
+	handshake(4000, 65535);		/* ESTABLISHED, app never closes */
+	feed(4001, 80, IRS, 0, SYN, 1000, NULL, 0);
+	feed(4001, 80, IRS + 1, ISS + 1, ACK | FIN, 1000, NULL, 0);	/* CLOSE_WAIT */
+	REQUIRE(tcp_conn_count() == 2);
+	now += TCP_IDLE_MS / 2;
+	tcp_timer(now);
+	CHECK(tcp_conn_count() == 2);
+	now += TCP_IDLE_MS;
+	tcp_timer(now);
+	CHECK(tcp_conn_count() == 0 && n_closed == 2);
+	CHECK(last()->flags & RST);
+}
+
+static void test_tcp_rfc5961_ack_bound_and_challenge_limit(void)
+{
+	struct tcp_conn *c;
+	int i, before;
+
+	setup();
+	c = handshake(4000, 1000);
+	/* Data with SEG.ACK far below SND.UNA - MAX.SND.WND is dropped. */
+	before = (int)rxlen;
+	feed(4000, 80, IRS + 1, ISS + 1 - 0x40000000u, ACK, 1000, "evil", 4);
+	CHECK((int)rxlen == before && c->rcv_nxt == IRS + 1);
+	/* Within the bound it is taken. */
+	feed(4000, 80, IRS + 1, ISS + 1 - 500, ACK, 1000, "good", 4);
+	CHECK(rxlen == 4 && c->rcv_nxt == IRS + 5);
+	/* In-window RSTs: challenge ACKs, but at most TCP_CHALLENGE_PER_S a second. */
+	now += 1000;
+	nout = 0;
+	for (i = 0; i < 100; i++)
+		feed(4000, 80, IRS + 100, ISS + 1, RST, 0, NULL, 0);
+	CHECK(nout == TCP_CHALLENGE_PER_S && c->state == TCP_ESTABLISHED);
+	now += 1000;
+	feed(4000, 80, IRS + 5, ISS + 1, SYN, 1000, NULL, 0);
+	CHECK(nout == TCP_CHALLENGE_PER_S + 1 && last()->ack == IRS + 5);
 }
 
 static void test_tcp_app_takes_partial(void)
@@ -711,6 +854,65 @@ static void test_tcp_window_advertised(void)
 	feed(4000, 80, IRS + 4, ISS + 1, ACK, 65535, "d", 1);
 	CHECK((uint32_t)last()->wnd + last()->ack == c->rcv_adv);
 	CHECK(c->rcv_adv == IRS + 1 + 3000 || SEQ_GT(c->rcv_adv, IRS + 3001));
+}
+
+
+/* ---- Randomness and ISNs ---------------------------------------------------- */
+
+static void test_chacha20_rfc8439_vector(void)
+{
+	/* RFC 8439 2.3.2: key 00..1f, nonce 00:00:00:09:00:00:00:4a:00:00:00:00, counter 1. */
+	static const uint8_t want[16] = { 0x10, 0xf1, 0xe7, 0xe4, 0xd1, 0x3b, 0x59, 0x15,
+					  0x50, 0x0f, 0xdd, 0x1f, 0xa3, 0x20, 0x71, 0xc4 };
+	static const uint8_t want_end[4] = { 0xa2, 0x50, 0x3c, 0x4e };
+	uint8_t key[32], nonce[12] = { 0, 0, 0, 9, 0, 0, 0, 0x4a, 0, 0, 0, 0 }, out[64];
+	int i;
+
+	for (i = 0; i < 32; i++)
+		key[i] = (uint8_t)i;
+	chacha20_block(key, 1, nonce, out);
+	CHECK(memcmp(out, want, 16) == 0);
+	CHECK(memcmp(out + 60, want_end, 4) == 0);
+}
+
+static void test_csprng_never_repeats_and_erases_key(void)
+{
+	uint8_t a[64], b[64];
+
+	csprng_seed("x", 1);
+	csprng_bytes(a, sizeof(a));
+	csprng_bytes(b, sizeof(b));
+	CHECK(memcmp(a, b, sizeof(a)) != 0);
+	/* Same seed history, same stream: the output is a function of the
+	 * seeds only (no hidden clock), and a new seed changes it. */
+	csprng_seed("y", 1);
+	csprng_bytes(a, 8);
+	csprng_bytes(b, 8);
+	CHECK(memcmp(a, b, 8) != 0);
+}
+
+static uint32_t syn_ack_seq(uint16_t sport)
+{
+	feed(sport, 80, IRS, 0, SYN, 65535, NULL, 0);
+	REQUIRE(last()->flags == (SYN | ACK) && last()->dport == sport);
+	return last()->seq + iss_off[sport];	/* the real ISS */
+}
+
+static void test_tcp_isn_rfc6528(void)
+{
+	uint32_t a, b, a2;
+
+	setup();
+	a = syn_ack_seq(4000);
+	b = syn_ack_seq(4001);
+	/* Neighbouring 4-tuples: unrelated ISNs (a keyed hash, not a counter). */
+	CHECK(b - a > 1000000u && a - b > 1000000u);
+	/* The same 4-tuple later: the hash plus a 4 us clock (RFC 6528 M). */
+	tcp_reset();
+	REQUIRE(tcp_listen(80, &test_ops) == 0);
+	now += 1000;
+	a2 = syn_ack_seq(4000);
+	CHECK(a2 - a == 250000u);
 }
 
 /* ---- HTTP parser ---------------------------------------------------------- */
@@ -765,7 +967,8 @@ static void test_http_parse_errors(void)
 	CHECK(parse("GET / HTTP/1.1 x\r\nHost: h\r\n\r\n", &r) == -400);
 	CHECK(parse("GET  / HTTP/1.1\r\nHost: h\r\n\r\n", &r) == -400);
 	CHECK(parse("GET /\r\nHost: h\r\n\r\n", &r) == -400);		/* HTTP/0.9 */
-	CHECK(parse("GET http://x/ HTTP/1.1\r\nHost: h\r\n\r\n", &r) == -400);
+	CHECK(parse("GET http:// HTTP/1.1\r\nHost: h\r\n\r\n", &r) == -400);	/* no authority */
+	CHECK(parse("GET ftp://x/ HTTP/1.1\r\nHost: h\r\n\r\n", &r) == -400);
 	CHECK(parse("GET /a#b HTTP/1.1\r\nHost: h\r\n\r\n", &r) == -400);
 	CHECK(parse("G(T / HTTP/1.1\r\nHost: h\r\n\r\n", &r) == -400);
 	CHECK(parse("GET / HTTP/1.1\r\nHost : h\r\n\r\n", &r) == -400);
@@ -775,9 +978,12 @@ static void test_http_parse_errors(void)
 	CHECK(parse("GET / HTTP/1.1\r\nHost: h\rX: y\r\n\r\n", &r) == -400);
 	CHECK(parse("GET / HTTP/1.1\r\nHost: h\r\nContent-Length: 1x\r\n\r\n", &r) == -400);
 	CHECK(parse("GET / HTTP/1.1\r\nHost: h\r\nContent-Length: 1\r\nContent-Length: 2\r\n\r\n", &r) == -400);
-	CHECK(parse("GET / HTTP/1.1\r\nHost: h\r\nTransfer-Encoding: chunked\r\n\r\n", &r) == -501);
+	CHECK(parse("GET / HTTP/1.1\r\nHost: h\r\nTransfer-Encoding: gzip\r\n\r\n", &r) == -501);
+	CHECK(parse("GET / HTTP/1.1\r\nHost: h\r\nTransfer-Encoding: gzip, chunked\r\n\r\n", &r) == -501);
+	CHECK(parse("GET / HTTP/1.1\r\nHost: h\r\nTransfer-Encoding: chunked\r\nContent-Length: 3\r\n\r\n", &r) == -400);
+	CHECK(parse("GET / HTTP/1.1\r\nHost: h\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\n", &r) == -400);
 	CHECK(parse("GET / HTTP/1.1\r\nHost: h\r\nContent-Length: 99999999999999999999999\r\n\r\n", &r) == -413);
-	CHECK(parse("GET / HTTP/1.1\r\nHost: h\r\nContent-Length: 4090\r\n\r\n", &r) == -413);
+	CHECK(parse("GET / HTTP/1.1\r\nHost: h\r\nContent-Length: 12280\r\n\r\n", &r) == -413);
 	{
 		char nul[] = "GET /\0 HTTP/1.1";
 		CHECK(http_parse(nul, sizeof(nul) - 1, HTTP_REQ_MAX, &r) == -400);
@@ -796,12 +1002,49 @@ static void test_http_parse_limits(void)
 	for (i = 0; i < HTTP_MAX_HEADERS; i++)
 		n += (size_t)sprintf(big + n, "X-%d: y\r\n", i);
 	n += (size_t)sprintf(big + n, "\r\n");
-	CHECK(http_parse(big, n, HTTP_REQ_MAX, &r) == -413);
-	/* A head that never ends within the buffer. */
+	CHECK(http_parse(big, n, HTTP_REQ_MAX, &r) == -431);	/* RFC 6585 5 */
+	/* A request line that never ends within the buffer: 414. */
 	memset(big, 'a', sizeof(big));
 	memcpy(big, "GET /", 5);
-	CHECK(http_parse(big, HTTP_REQ_MAX, HTTP_REQ_MAX, &r) == -413);
+	CHECK(http_parse(big, HTTP_REQ_MAX, HTTP_REQ_MAX, &r) == -414);
 	CHECK(http_parse(big, HTTP_REQ_MAX - 1, HTTP_REQ_MAX, &r) == 0);
+	/* Header fields that never end: 431. */
+	memcpy(big + 5, " HTTP/1.1\r\nX: ", 15);
+	CHECK(http_parse(big, HTTP_REQ_MAX, HTTP_REQ_MAX, &r) == -431);
+	/* RFC 9112 3: request lines of 8000 octets and ~100 ordinary fields are fine. */
+	memset(big, 'a', sizeof(big));
+	memcpy(big, "GET /", 5);
+	n = 8000 - 9;
+	n += (size_t)sprintf(big + n, " HTTP/1.1\r\nHost: h\r\n");
+	for (i = 0; i < 98; i++)
+		n += (size_t)sprintf(big + n, "X-Field-%d: value %d\r\n", i, i);
+	n += (size_t)sprintf(big + n, "\r\n");
+	CHECK(http_parse(big, n, HTTP_REQ_MAX, &r) == (long)n);
+	CHECK(r.path_len == 8000 - 4 - 9);
+}
+
+static void test_http_parse_absolute_form_and_chunked(void)
+{
+	struct http_req r;
+	const char *c = "GET / HTTP/1.1\r\nHost: h\r\nTransfer-Encoding: Chunked\r\n\r\n"
+			"4;ext=1\r\nWiki\r\n5\r\npedia\r\n0\r\nX-Trailer: t\r\n\r\nNEXT";
+	size_t total = strlen(c) - 4, k;
+
+	CHECK(parse("GET http://example.org:8088/a/b?user=x HTTP/1.1\r\nHost: h\r\n\r\n", &r) > 0);
+	CHECK(r.path_len == 4 && memcmp(r.path, "/a/b", 4) == 0);
+	CHECK(r.query_len == 6 && memcmp(r.query, "user=x", 6) == 0);
+	CHECK(parse("GET HTTP://h HTTP/1.1\r\nHost: h\r\n\r\n", &r) > 0);
+	CHECK(r.path_len == 1 && r.path[0] == '/' && !r.query);
+	CHECK(parse("HEAD http://h?q=1 HTTP/1.1\r\nHost: h\r\n\r\n", &r) > 0);
+	CHECK(r.path_len == 1 && r.query_len == 3);
+	/* Chunked body: complete only with the last chunk and trailers. */
+	CHECK(http_parse(c, strlen(c), HTTP_REQ_MAX, &r) == (long)total);
+	for (k = 50; k < total; k++) {
+		long v = http_parse(c, k, HTTP_REQ_MAX, &r);
+		CHECK(v == 0);
+		if (v)
+			printf("prefix %zu -> %ld\n", k, v);
+	}
 }
 
 static void test_http_parse_body_and_pipelining(void)
@@ -967,12 +1210,12 @@ static void test_http_server_header_flood(void)
 	feed(5004, 8080, seq, ISS + 1, ACK, 65535, flood, 16);
 	seq += 16;
 	memset(flood, 'X', sizeof(flood));
-	for (i = 0; i < 10 && !(last()->flags & FIN); i++) {
+	for (i = 0; i < 20 && !(last()->flags & FIN); i++) {
 		feed(5004, 8080, seq, ISS + 1, ACK, 65535, flood, sizeof(flood));
 		seq += sizeof(flood);
 	}
 	collect(5004, got, sizeof(got));
-	CHECK(strstr(got, "HTTP/1.1 413 ") == got);
+	CHECK(strstr(got, "HTTP/1.1 431 ") == got);
 	CHECK(last()->flags & FIN);
 }
 
@@ -1052,6 +1295,70 @@ static void test_http_server_stuck_stream_aborted(void)
 	CHECK(tcp_conn_count() == 0);
 	CHECK(last()->flags & RST);
 	CHECK(http_stats.timeouts >= 1);
+}
+
+/* Occurrences of needle in hay[0..len) (bodies may hold NULs). */
+static int count_mem(const char *hay, size_t len, const char *needle)
+{
+	size_t k = strlen(needle);
+	int n = 0;
+	for (size_t i = 0; i + k <= len; i++)
+		n += memcmp(hay + i, needle, k) == 0;
+	return n;
+}
+
+/* Ack all we sent so far (and let timers run); returns the new ack. */
+static uint32_t ack_all(uint16_t sport, uint32_t seq, uint32_t acked, uint16_t wnd)
+{
+	for (int i = 0; i < nout; i++)
+		if (out[i].dport == sport &&
+		    SEQ_GT(out[i].seq + (uint32_t)out[i].dlen + !!(out[i].flags & FIN), acked))
+			acked = out[i].seq + (uint32_t)out[i].dlen + !!(out[i].flags & FIN);
+	feed(sport, 8080, seq, acked, ACK, wnd, NULL, 0);
+	now += 10;
+	tcp_timer(now);
+	return acked;
+}
+
+static void test_http_server_bounded_work_per_segment(void)
+{
+	static char got[60000], reqs[1400];
+	const char *one = "GET /a HTTP/1.1\r\nHost: h\r\n\r\n";
+	uint32_t seq = http_setup(5010), acked = ISS + 1;
+	int i, k = 0;
+
+	for (i = 0; i < 40; i++)
+		k += sprintf(reqs + k, "%s", one);
+	feed(5010, 8080, seq, ISS + 1, ACK, 65535, reqs, (size_t)k);
+	seq += (uint32_t)k;
+	/* One segment, at most HTTP_REQS_PER_TURN handler runs... */
+	CHECK(count_mem(got, collect(5010, got, sizeof(got)), "HTTP/1.1 200") ==
+	      HTTP_REQS_PER_TURN);
+	/* ...the rest follow on the next timer ticks, in order. */
+	for (i = 0; i < 40; i++)
+		acked = ack_all(5010, seq, acked, 65535);
+	CHECK(count_mem(got, collect(5010, got, sizeof(got)), "HTTP/1.1 200") == 40);
+	CHECK(tcp_conn_count() == 1);
+}
+
+static void test_http_server_fin_after_pipelined_requests(void)
+{
+	static char got[300000], reqs[1400];
+	const char *one = "GET /big HTTP/1.1\r\nHost: h\r\n\r\n";
+	uint32_t seq = http_setup(5011), acked = ISS + 1;
+	int i, k = 0, n;
+
+	for (i = 0; i < 40; i++)
+		k += sprintf(reqs + k, "%s", one);
+	/* 40 requests for a 6000-byte body and the FIN in one segment: the
+	 * send buffer fills long before they are answered. */
+	feed(5011, 8080, seq, ISS + 1, ACK | FIN, 65535, reqs, (size_t)k);
+	seq += (uint32_t)k + 1;
+	for (i = 0; i < 400 && tcp_conn_count(); i++)
+		acked = ack_all(5011, seq, acked, 65535);
+	n = count_mem(got, collect(5011, got, sizeof(got)), "HTTP/1.1 200");
+	CHECK(n == 40);
+	CHECK(tcp_conn_count() == 0);	/* then closed: our FIN was acked */
 }
 
 /* ---- Crypto ----------------------------------------------------------------- */
@@ -1154,8 +1461,12 @@ static const struct {
 	T(test_tcp_peer_window_and_mss), T(test_tcp_zero_window_probe),
 	T(test_tcp_passive_close), T(test_tcp_active_close_time_wait),
 	T(test_tcp_time_wait_reuse), T(test_tcp_simultaneous_close), T(test_tcp_fin_retransmitted),
-	T(test_tcp_concurrent), T(test_tcp_table_full_recycles),
+	T(test_tcp_concurrent), T(test_tcp_syn_flood_keeps_real_clients), T(test_tcp_idle_clients_do_not_lock_out),
+	T(test_tcp_junk_does_not_keep_alive),
+	T(test_http_server_bounded_work_per_segment), T(test_http_parse_absolute_form_and_chunked), T(test_http_server_fin_after_pipelined_requests), T(test_tcp_rfc5961_ack_bound_and_challenge_limit), T(test_tcp_idle_timeout_any_state),
 	T(test_tcp_app_takes_partial), T(test_tcp_window_advertised),
+	T(test_chacha20_rfc8439_vector), T(test_csprng_never_repeats_and_erases_key),
+	T(test_tcp_isn_rfc6528),
 	T(test_http_parse_basic), T(test_http_parse_incomplete),
 	T(test_http_parse_errors), T(test_http_parse_limits),
 	T(test_http_parse_body_and_pipelining), T(test_http_pct_decode),
@@ -1208,6 +1519,29 @@ int main(int argc, char **argv)
 		nb = unhex(argv[3], b, sizeof(b));
 		pbkdf2_sha256(a, na, b, nb, (uint32_t)atoi(argv[4]), d, dklen);
 		hex(d, dklen, h); puts(h);
+		return 0;
+	}
+	if (argc == 3 && (strcmp(argv[1], "random") == 0 || strcmp(argv[1], "isn") == 0)) {
+		/* Seeded from the kernel like the host platform; prints N
+		 * 64-bit outputs (random) or N ISNs of consecutive ports (isn). */
+		uint8_t seed[32];
+		long k, cnt = atol(argv[2]);
+		REQUIRE(getrandom(seed, sizeof(seed), 0) == (ssize_t)sizeof(seed));
+		csprng_seed(seed, sizeof(seed));
+		real_random = true;
+		setup();
+		for (k = 0; k < cnt; k++) {
+			if (argv[1][0] == 'r') {
+				uint64_t v;
+				plat_random(&v, sizeof(v));
+				printf("%016llx\n", (unsigned long long)v);
+			} else {
+				tcp_reset();
+				REQUIRE(tcp_listen(80, &test_ops) == 0);
+				nout = 0;
+				printf("%08x\n", syn_ack_seq((uint16_t)(1024 + k % 60000)));
+			}
+		}
 		return 0;
 	}
 	if (argc == 2) {

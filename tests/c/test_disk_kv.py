@@ -22,12 +22,12 @@ from pathlib import Path
 import pytest
 
 from mirage_env.bundled import pack_data
+from tests.c.cbuild import compile_c, run_c
 
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent.parent
 CORE = ROOT / "unikernel" / "core"
 MKDISK = ROOT / "unikernel" / "tools" / "mkdisk.py"
-SAN = ["-fsanitize=address,undefined", "-fno-sanitize-recover=undefined", "-fno-omit-frame-pointer"]
 MTOOLS_ENV = {**os.environ, "MTOOLSRC": "/dev/null", "MTOOLS_SKIP_CHECK": "1"}
 
 
@@ -53,18 +53,12 @@ mkdisk = load_mkdisk()
 
 @pytest.fixture(scope="module")
 def disk_check(tmp_path_factory) -> Path:
-    cc = need("clang")
-    out = tmp_path_factory.mktemp("disk") / "disk_check"
     srcs = [HERE / "disk_check.c"] + [CORE / f"{n}.c" for n in ("kv", "diskkv", "fat", "tar", "rt", "sha256", "pbkdf2")]
-    cmd = [cc, "-std=gnu11", "-g", "-O1", "-Wall", "-Wextra", "-Werror", *SAN, f"-I{CORE}", *map(str, srcs), "-o", str(out)]
-    r = subprocess.run(cmd, capture_output=True, text=True)
-    assert r.returncode == 0, r.stderr
-    return out
+    return compile_c(tmp_path_factory.mktemp("disk") / "disk_check", srcs)
 
 
 def run(dc: Path, img: Path | str, *args: str, stdin: str | None = None) -> subprocess.CompletedProcess:
-    r = subprocess.run([str(dc), str(img), *args], capture_output=True, text=True, timeout=60, input=stdin,
-                       env={**os.environ, "ASAN_OPTIONS": "detect_leaks=1", "UBSAN_OPTIONS": "print_stacktrace=1"})
+    r = run_c(dc, str(img), *args, timeout=60, stdin=stdin)
     assert r.returncode == 0 and "runtime error" not in r.stderr and "Sanitizer" not in r.stderr, r.stderr
     return r
 

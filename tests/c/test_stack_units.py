@@ -4,45 +4,30 @@ DHCP), built with ASan/UBSan over the capturing test platform
 
 from __future__ import annotations
 
-import os
 import re
-import shutil
 import subprocess
 from pathlib import Path
 
 import pytest
 
 from mirage_env.bundled import build
-from tests.support import require as need
+from tests.c import cbuild
+from tests.c.cbuild import CORE, UNIKERNEL, compile_c, run_checks
 
 HERE = Path(__file__).resolve().parent
-UNIKERNEL = HERE.parents[1] / "unikernel"
-CORE = UNIKERNEL / "core"
 LOWER = ["rt", "netif", "eth", "arp", "ipv4", "icmp", "udp", "dhcp"]
 FREESTANDING_HEADERS = {"stdint.h", "stddef.h", "stdbool.h", "stdarg.h"}
-CFLAGS = ["-std=gnu11", "-g", "-O1", "-Wall", "-Wextra", "-Werror"]
-SAN = ["-fsanitize=address,undefined", "-fno-sanitize-recover=undefined", "-fno-omit-frame-pointer"]
-
 
 
 @pytest.fixture(scope="module")
 def clang() -> str:
-    cc = shutil.which("clang")
-    need(cc is not None, "clang not installed (apt-get install clang libclang-rt-14-dev)")
-    return cc  # type: ignore[return-value]
+    return cbuild.clang()
 
 
-def test_stack_units(clang, tmp_path):
-    exe = tmp_path / "stack_units"
+def test_stack_units(tmp_path):
     srcs = [HERE / "stack_units.c", HERE / "plat_test.c"] + [CORE / f"{n}.c" for n in LOWER]
-    cmd = [clang, *CFLAGS, *SAN, f"-I{CORE}", f"-I{HERE}", "-o", str(exe), *map(str, srcs)]
-    res = subprocess.run(cmd, capture_output=True, text=True)
-    assert res.returncode == 0, res.stderr
-    res = subprocess.run([str(exe)], capture_output=True, text=True, timeout=120,
-                         env=dict(os.environ, ASAN_OPTIONS="detect_leaks=1", UBSAN_OPTIONS="print_stacktrace=1"))
-    assert res.returncode == 0, res.stdout + res.stderr
-    assert re.search(r"^\d+ checks, 0 failures$", res.stdout, re.M), res.stdout
-    assert "FAIL" not in res.stdout
+    out = run_checks(compile_c(tmp_path / "stack_units", srcs, includes=(CORE, HERE)))
+    assert "FAIL" not in out
 
 
 def test_core_is_freestanding():

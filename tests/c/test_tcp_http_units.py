@@ -11,50 +11,26 @@ import hashlib
 import hmac
 import os
 import re
-import shutil
 import subprocess
 from pathlib import Path
 
 import pytest
 
 from mirage_env.bundled import pack_data as appdata
+from tests.c.cbuild import CORE, compile_c, run_c
 
 HERE = Path(__file__).resolve().parent
-ROOT = HERE.parent.parent
-CORE = ROOT / "unikernel" / "core"
 UNITS_C = HERE / "tcp_http_units.c"
 KV_CHECK_C = HERE / "kv_check.c"
-SAN = ["-fsanitize=address,undefined", "-fno-sanitize-recover=undefined", "-fno-omit-frame-pointer"]
-CFLAGS = ["-std=gnu11", "-g", "-O1", "-Wall", "-Wextra", "-Werror", f"-I{CORE}"]
-SAN_ENV = {"ASAN_OPTIONS": "detect_leaks=1:abort_on_error=0", "UBSAN_OPTIONS": "print_stacktrace=1"}
 
 
-def need_clang() -> str:
-    cc = shutil.which("clang")
-    if cc is None:
-        msg = "clang is not installed (apt-get install clang)"
-        if os.environ.get("CI") == "true":
-            pytest.fail(msg)
-        pytest.skip(msg)
-    return cc
-
-
-def compile_c(out: Path, sources: list[Path], extra: list[str] | None = None) -> Path:
-    cc = need_clang()
-    cmd = [cc, *CFLAGS, *SAN, *(extra or []), *map(str, sources), "-o", str(out)]
-    r = subprocess.run(cmd, capture_output=True, text=True)
-    assert r.returncode == 0, f"compile failed: {' '.join(cmd)}\n{r.stderr}"
-    return out
-
-
-def run(cmd: list[str], **kw) -> subprocess.CompletedProcess:
-    env = {**os.environ, **SAN_ENV}
-    return subprocess.run(cmd, capture_output=True, text=True, timeout=120, env=env, **kw)
+def run(cmd: list[str]) -> subprocess.CompletedProcess:
+    return run_c(Path(cmd[0]), *cmd[1:])
 
 
 @pytest.fixture(scope="module")
 def units(tmp_path_factory) -> Path:
-    srcs = [UNITS_C] + [CORE / f"{n}.c" for n in ("tcp", "http", "sha256", "pbkdf2", "kv", "rt")]
+    srcs = [UNITS_C] + [CORE / f"{n}.c" for n in ("tcp", "http", "sha256", "pbkdf2", "kv", "rt", "csprng")]
     return compile_c(tmp_path_factory.mktemp("units") / "tcp_http_units", srcs)
 
 
@@ -231,3 +207,102 @@ def test_empty_table_for_other_apps(tmp_path):
     appdata.generate("ping", None, gen)
     chk = kv_check(tmp_path, gen)
     assert run([str(chk), "dump"]).stdout == ""
+
+
+# ---- randomness: the generator behind plat_random and the TCP ISNs ---------------------
+
+MASK64 = (1 << 64) - 1
+GOLDEN = 0x9E3779B97F4A7C15
+
+
+def splitmix_mix(z: int) -> int:
+    z = ((z ^ (z >> 30)) * 0xBF58476D1CE4E5B9) & MASK64
+    z = ((z ^ (z >> 27)) * 0x94D049BB133111EB) & MASK64
+    return z ^ (z >> 31)
+
+
+def splitmix_unmix(z: int) -> int:
+    """The old generator's finalizer is a bijection: invert it (xorshift and odd multipliers)."""
+
+    def unxorshift(v: int, s: int) -> int:
+        out = v
+        for _ in range(64 // s + 1):
+            out = v ^ (out >> s)
+        return out & MASK64
+
+    z = unxorshift(z, 31)
+    z = (z * pow(0x94D049BB133111EB, -1, 1 << 64)) & MASK64
+    z = unxorshift(z, 27)
+    z = (z * pow(0xBF58476D1CE4E5B9, -1, 1 << 64)) & MASK64
+    return unxorshift(z, 30)
+
+
+def recover_and_predict(outputs: list[int]) -> int:
+    """The attack on the old plat_random: one 64-bit output gives the state, which predicts
+    the next. Returns how many of outputs[1:] were predicted."""
+    hits = 0
+    for prev, nxt in zip(outputs, outputs[1:]):
+        state = splitmix_unmix(prev)
+        hits += splitmix_mix((state + GOLDEN) & MASK64) == nxt
+    return hits
+
+
+def test_splitmix_attack_works_on_the_old_generator():
+    state, outs = 0x1234_5678_9ABC_DEF0, []
+    for _ in range(50):
+        state = (state + GOLDEN) & MASK64
+        outs.append(splitmix_mix(state))
+    assert recover_and_predict(outs) == 49
+
+
+def test_plat_random_resists_state_recovery_and_looks_uniform(units):
+    outs = [int(x, 16) for x in run([str(units), "random", "4000"]).stdout.split()]
+    assert len(outs) == 4000
+    assert recover_and_predict(outs) == 0
+    # Monobit: 256000 bits, ones within 5 sigma of half.
+    ones = sum(bin(v).count("1") for v in outs)
+    assert abs(ones - 128000) < 5 * 253
+    # Bytes: chi-square over 256 bins (32000 samples, 255 dof; 400 is p < 1e-8).
+    counts = [0] * 256
+    for v in outs:
+        for k in range(8):
+            counts[(v >> (8 * k)) & 0xFF] += 1
+    chi2 = sum((c - 125) ** 2 / 125 for c in counts)
+    assert chi2 < 400
+
+
+def test_isns_are_unpredictable_across_tuples(units):
+    isns = [int(x, 16) for x in run([str(units), "isn", "2000"]).stdout.split()]
+    assert len(isns) == 2000 and len(set(isns)) > 1990
+    deltas = [(b - a) & 0xFFFFFFFF for a, b in zip(isns, isns[1:])]
+    assert len(set(deltas)) > 1990  # no constant or small step between neighbouring ports
+    ones = sum(bin(v).count("1") for v in isns)
+    assert abs(ones - 32000) < 5 * 179
+
+
+# ---- the packer stays inside the data directory -----------------------------------------
+
+
+def test_packer_refuses_symlinks_out_of_the_data_dir(tmp_path, monkeypatch):
+    monkeypatch.setenv(appdata.ITERATIONS_ENV, "1000")
+    secret = tmp_path / "outside" / "id_rsa"
+    secret.parent.mkdir()
+    secret.write_text("PRIVATE KEY\n")
+    www = tmp_path / "www"
+    www.mkdir()
+    (www / "index.html").write_text("<p>hi</p>\n")
+    (www / "key.txt").symlink_to(secret)
+    with pytest.raises(appdata.AppDataError, match=r"key\.txt is a symlink to .*outside the data dir"):
+        appdata.generate("www", www, tmp_path / "gen.c")
+    (www / "key.txt").unlink()
+    (www / "sub").symlink_to(secret.parent, target_is_directory=True)
+    with pytest.raises(appdata.AppDataError, match="outside the data dir"):
+        appdata.generate("www", www, tmp_path / "gen.c")
+    (www / "sub").unlink()
+    (www / "home.html").symlink_to(www / "index.html")  # inside: fine
+    appdata.generate("www", www, tmp_path / "gen.c")
+    assert "PRIVATE KEY" not in (tmp_path / "gen.c").read_text()
+    auth = make_users(tmp_path / "auth", {"ann": b"pw"})
+    (auth / "users" / "root").symlink_to(secret)
+    with pytest.raises(appdata.AppDataError, match=r"users/root is a symlink"):
+        appdata.generate("auth", auth, tmp_path / "gen2.c")

@@ -18,42 +18,25 @@ from pathlib import Path
 import pytest
 
 from mirage_env.bundled import BuildError, build
+from tests.c.cbuild import CORE, XEN, clang, compile_c, run_checks
 from tests.support import require
 
 HERE = Path(__file__).resolve().parent
-UNIKERNEL = HERE.parents[1] / "unikernel"
-XEN = UNIKERNEL / "xen"
-CFLAGS = ["-std=gnu11", "-g", "-O1", "-Wall", "-Wextra", "-Werror"]
-SAN = ["-fsanitize=address,undefined", "-fno-sanitize-recover=undefined", "-fno-omit-frame-pointer"]
 VCHAN_HEADER = Path("/usr/include/xen/io/libxenvchan.h")
 
 
-@pytest.fixture(scope="module")
-def clang() -> str:
-    cc = shutil.which("clang")
-    require(cc is not None, "clang not installed (apt-get install clang libclang-rt-14-dev)")
-    require(VCHAN_HEADER.is_file(), "Xen public headers missing (apt-get install libxen-dev)")
-    return cc  # type: ignore[return-value]
-
-
-def test_vchan_ring_against_simulated_client(clang, tmp_path):
-    exe = tmp_path / "vchan_ring"
-    srcs = [HERE / "vchan_ring.c", XEN / "vchan_ring.c"]
-    cmd = [clang, *CFLAGS, *SAN, f"-I{XEN}", f"-I{UNIKERNEL / 'core'}", "-o", str(exe), *map(str, srcs)]
-    res = subprocess.run(cmd, capture_output=True, text=True)
-    assert res.returncode == 0, res.stderr
-    res = subprocess.run([str(exe)], capture_output=True, text=True, timeout=300,
-                         env=dict(os.environ, ASAN_OPTIONS="detect_leaks=1", UBSAN_OPTIONS="print_stacktrace=1"))
-    assert res.returncode == 0, res.stdout + res.stderr
-    assert re.search(r"^\d+ checks, 0 failures$", res.stdout, re.M), res.stdout
+def test_vchan_ring_against_simulated_client(tmp_path):
+    clang(VCHAN_HEADER)
+    exe = compile_c(tmp_path / "vchan_ring", [HERE / "vchan_ring.c", XEN / "vchan_ring.c"], includes=(XEN, CORE))
+    out = run_checks(exe, timeout=300)
     runs = re.findall(r"traffic order=(\d+) idx0=(0x[0-9a-f]+|0): (\d+) bytes each way, end idx (0x[0-9a-f]+), "
-                      r"full left (\d+) right (\d+)", res.stdout)
-    assert len(runs) == 4, res.stdout
+                      r"full left (\d+) right (\d+)", out)
+    assert len(runs) == 4, out
     # the counters really wrapped past 2^32, and both rings really ran full
     assert any(int(i0, 16) > int(end, 16) for _, i0, _, end, _, _ in runs)
     assert all(int(fl) > 0 and int(fr) > 0 for *_, fl, fr in runs)
-    hostile = re.search(r"hostile: (\d+) rounds, (\d+) broken rings reset", res.stdout)
-    assert hostile and int(hostile.group(2)) > 0, res.stdout
+    hostile = re.search(r"hostile: (\d+) rounds, (\d+) broken rings reset", out)
+    assert hostile and int(hostile.group(2)) > 0, out
 
 
 def test_echo_is_xen_only(tmp_path):

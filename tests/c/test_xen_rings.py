@@ -5,11 +5,10 @@ notification suppression counted in both directions, a hostile backend. ASan/UBS
 The xenstore client likewise, against a simulated xenstored (tests/c/xen_xenstore.c).
 
 Plus checks of the Xen build itself: every app links as a PV kernel with the Xen ELF notes the
-domain builder needs, and auth stays within its 64 KiB budget."""
+domain builder needs, and auth stays within its 96 KiB budget."""
 
 from __future__ import annotations
 
-import os
 import re
 import shutil
 import subprocess
@@ -18,55 +17,32 @@ from pathlib import Path
 import pytest
 
 from mirage_env.bundled import build
+from tests.c.cbuild import CORE, XEN, clang, compile_c, run_checks
 from tests.support import require as need
 
 HERE = Path(__file__).resolve().parent
-UNIKERNEL = HERE.parents[1] / "unikernel"
-XEN = UNIKERNEL / "xen"
-CFLAGS = ["-std=gnu11", "-g", "-O1", "-Wall", "-Wextra", "-Werror"]
-SAN = ["-fsanitize=address,undefined", "-fno-sanitize-recover=undefined", "-fno-omit-frame-pointer"]
 XEN_HEADERS = Path("/usr/include/xen/io/netif.h")
 
 
-
-@pytest.fixture(scope="module")
-def clang() -> str:
-    cc = shutil.which("clang")
-    need(cc is not None, "clang not installed (apt-get install clang libclang-rt-14-dev)")
-    need(XEN_HEADERS.is_file(), "Xen public headers missing (apt-get install libxen-dev)")
-    return cc  # type: ignore[return-value]
-
-
-def test_rings_against_simulated_backend(clang, tmp_path):
-    exe = tmp_path / "xen_rings"
-    srcs = [HERE / "xen_rings.c", XEN / "netfront_ring.c"]
-    cmd = [clang, *CFLAGS, *SAN, f"-I{XEN}", f"-I{UNIKERNEL / 'core'}", "-o", str(exe), *map(str, srcs)]
-    res = subprocess.run(cmd, capture_output=True, text=True)
-    assert res.returncode == 0, res.stderr
-    res = subprocess.run([str(exe)], capture_output=True, text=True, timeout=300,
-                         env=dict(os.environ, ASAN_OPTIONS="detect_leaks=1", UBSAN_OPTIONS="print_stacktrace=1"))
-    assert res.returncode == 0, res.stdout + res.stderr
-    assert re.search(r"^\d+ checks, 0 failures$", res.stdout, re.M), res.stdout
+def test_rings_against_simulated_backend(tmp_path):
+    clang(XEN_HEADERS)
+    exe = compile_c(tmp_path / "xen_rings", [HERE / "xen_rings.c", XEN / "netfront_ring.c"], includes=(XEN, CORE))
+    out = run_checks(exe, timeout=300)
     # the wrap-around runs really crossed 2^32 and the slow backend really filled the ring
-    runs = re.findall(r"traffic idx0=(0x[0-9a-f]+|0) slow=(\d+): (\d+) frames each way, (\d+) full", res.stdout)
-    assert len(runs) == 4, res.stdout
+    runs = re.findall(r"traffic idx0=(0x[0-9a-f]+|0) slow=(\d+): (\d+) frames each way, (\d+) full", out)
+    assert len(runs) == 4, out
     assert any(int(i, 16) > 0xFFFFF000 for i, *_ in runs)
     assert all(int(full) > 0 for _, slow, _, full in runs if slow != "0")
 
 
-def test_xenstore_client_against_simulated_daemon(clang, tmp_path):
+def test_xenstore_client_against_simulated_daemon(tmp_path):
     """xen/xenstore.c against a simulated xenstored on the same ring page: round trips across the
     2^32 index wrap, requests bigger than the ring, replies byte by byte, stale replies and watch
     events skipped, and hostile or dead daemons (oversized lengths, corrupt indices, silence)
     ending in an error after the timeout, never an overrun or a hang."""
-    exe = tmp_path / "xen_xenstore"
-    srcs = [HERE / "xen_xenstore.c", XEN / "xenstore.c"]
-    cmd = [clang, *CFLAGS, *SAN, f"-I{XEN}", f"-I{UNIKERNEL / 'core'}", "-o", str(exe), *map(str, srcs)]
-    res = subprocess.run(cmd, capture_output=True, text=True)
-    assert res.returncode == 0, res.stderr
-    res = subprocess.run([str(exe)], capture_output=True, text=True, timeout=120)
-    assert res.returncode == 0, res.stdout + res.stderr
-    assert re.search(r"^\d+ checks, 0 failures$", res.stdout, re.M), res.stdout
+    clang(XEN_HEADERS)
+    run_checks(compile_c(tmp_path / "xen_xenstore", [HERE / "xen_xenstore.c", XEN / "xenstore.c"],
+                         includes=(XEN, CORE)))
 
 
 def elf_notes(readelf: str, image: Path) -> str:
@@ -74,7 +50,8 @@ def elf_notes(readelf: str, image: Path) -> str:
 
 
 @pytest.mark.parametrize("app", ["hello", "ping", "auth", "www"])
-def test_xen_image(clang, tmp_path, app):
+def test_xen_image(tmp_path, app):
+    clang(XEN_HEADERS)
     readelf = shutil.which("readelf")
     need(readelf is not None, "readelf not installed (apt-get install binutils)")
     image = build(app, target="xen", out_dir=tmp_path)
@@ -92,7 +69,7 @@ def test_xen_image(clang, tmp_path, app):
     assert "no symbols" in syms.stderr  # stripped; <app>.xen.dbg keeps them
     assert (tmp_path / f"{app}.xen.dbg").is_file()
     if app == "auth":
-        assert image.stat().st_size <= 64 * 1024, f"auth.xen is {image.stat().st_size} bytes, budget 64 KiB"
+        assert image.stat().st_size <= 96 * 1024, f"auth.xen is {image.stat().st_size} bytes, budget 96 KiB"
 
 
 def test_xen_core_uses_no_host_headers():

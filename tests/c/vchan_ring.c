@@ -1,5 +1,5 @@
 /*
- * vchan_ring.c - the vchan server's ring engine (mirage_env/unikernel/
+ * vchan_ring.c - the vchan server's ring engine (unikernel/
  * xen/vchan_ring.c, the code the Xen kernel runs) against a simulated
  * libxenvchan client sharing the same control page and ring pages.
  *

@@ -1,5 +1,5 @@
 /*
- * xen_rings.c - netfront's ring engine (mirage_env/unikernel/xen/
+ * xen_rings.c - netfront's ring engine (unikernel/xen/
  * netfront_ring.c, the code the Xen kernel runs) against a simulated
  * netback that shares the same ring pages and buffer pages in memory.
  *

@@ -1,5 +1,5 @@
 /*
- * xen_xenstore.c - the unikernel's xenstore client (mirage_env/unikernel/
+ * xen_xenstore.c - the unikernel's xenstore client (unikernel/
  * xen/xenstore.c, unchanged) against a simulated xenstored that shares the
  * same xenstore_domain_interface page in memory.
  *

@@ -426,6 +426,150 @@ def test_provisioning_killed_mid_run_converges_on_rerun(env, measure):
     measure("killed provision: verify s", env.report("verify")["seconds"])
 
 
+# -- your own kernel (issue 14): run --kernel with a disk, --publish, names, PVH
+
+def free_local_port() -> int:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def get_local(url: str, timeout: float = 5) -> tuple[int, str]:
+    """A request from this test's own process (the user's shell): no namespace."""
+    import urllib.error
+    import urllib.request
+
+    try:
+        with urllib.request.urlopen(url, timeout=timeout) as r:
+            return r.status, r.read().decode()
+    except urllib.error.HTTPError as exc:
+        return exc.code, exc.read().decode()
+
+
+def run_until_200(env, url: str, *args: str) -> tuple[subprocess.CompletedProcess, dict, float]:
+    """`unikernel run --json ARGS`, then GET URL on 127.0.0.1 until 200: (proc, result, seconds
+    from the command to the 200)."""
+    t0 = time.monotonic()
+    proc = env.run("unikernel", "run", "--json", *args)
+    result = json.loads(proc.stdout)["domus"][0] if proc.stdout.strip().startswith("{") else {}
+    code = 0
+    while proc.returncode == 0 and time.monotonic() - t0 < 300:
+        try:
+            code, _ = get_local(url)
+        except OSError:
+            code = 0
+        if code == 200:
+            break
+        time.sleep(0.2)
+    return proc, result, round(time.monotonic() - t0, 1)
+
+
+def test_run_your_own_kernel_with_a_disk_published_and_by_name(env, measure, tmp_path):
+    """A kernel file that did not come from --app (the bundled www image under another name), a
+    directory disk, --publish: 127.0.0.1 answers from this process, the name answers from the
+    host-only side; a second run copies nothing; bad input changes nothing."""
+    from mirage_env import bundled
+    from mirage_env.paths import UNIKERNEL_DIR
+
+    kernel = tmp_path / "my-site.xen"
+    shutil.copy(bundled.build("www", "xen", tmp_path / "build"), kernel)
+    site = tmp_path / "site"
+    site.mkdir()
+    (site / "index.html").write_text("<h1>my site, from a disk</h1>\n")
+    port = free_local_port()
+    url = f"http://127.0.0.1:{port}/"
+    name = "e2e-own"
+    # the Xen image reads its disk once the platform has a block front end
+    reads_disks = any("blkfront" in p.read_text() for p in (UNIKERNEL_DIR / "xen").glob("*.c"))
+    try:
+        proc, result, seconds = run_until_200(env, url, "--kernel", str(kernel), "--name", name,
+                                              "--disk", str(site), "--publish", f"{port}:80")
+        assert proc.returncode == 0, proc.stderr[-3000:]
+        measure("own kernel: run --kernel (PV) → HTTP 200 on 127.0.0.1 s", seconds)
+        assert result["type"] == "pv" and result["memory_mb"] == 16 and result["ip"].startswith("192.168.56.")
+        assert any(c.endswith(".xen") for c in result["copied"]) and result["disks"][0]["vdev"] == "xvdb"
+        code, body = get_local(url)
+        assert code == 200 and ("my site, from a disk" in body if reads_disks else "Hello Mirage World!" in body)
+        assert "access=ro" in env.run("ssh", f"sudo cat /etc/xen/{name}.cfg").stdout
+        assert "51728" in env.run("ssh", f"sudo xl block-list {name}").stdout  # xvdb is attached
+        ns = namespace(env)
+        by_name = curl(ns, f"http://{name}.mirage.internal/")
+        assert by_name["http"] == 200 and by_name["body"] == body.strip(), by_name
+        listed = [d for d in json.loads(env.run("unikernel", "list", "--json").stdout) if d["name"] == name]
+        assert listed and listed[0]["type"] == "pv" and listed[0]["kernel"] == str(kernel)
+        assert listed[0]["published"] == [f"127.0.0.1:{port}->80"] and listed[0]["uptime_s"] is not None
+
+        # bad input: refused with exit 2 before anything changes
+        domus_before = env.run("ssh", "sudo xl list").stdout.split("\n")[1:]
+        not_xen = tmp_path / "notes.txt"
+        not_xen.write_text("not a kernel\n")
+        for args, says in ((["--kernel", str(kernel), "--name", name], "already running"),
+                           (["--kernel", str(kernel), "--name", "e2e-own2", "--publish", f"{port}:80"],
+                            f"127.0.0.1:{port}"),
+                           (["--kernel", str(not_xen), "--name", "e2e-own2"], "not an ELF file"),
+                           (["--kernel", str(kernel), "--name", "e2e-own2", "--disk", str(tmp_path / "none")],
+                            "does not exist"),
+                           (["--kernel", str(kernel), "--name", "e2e-own2", "--memory", "4000"], "free_memory")):
+            bad = env.run("unikernel", "run", *args)
+            assert bad.returncode == 2 and says in bad.stderr and "Traceback" not in bad.stderr, bad.stderr
+        assert [l.split()[0] for l in env.run("ssh", "sudo xl list").stdout.split("\n")[1:] if l.strip()] == \
+            [l.split()[0] for l in domus_before if l.strip()]
+
+        # a second run of the same kernel: nothing copied
+        assert env.run("unikernel", "stop", name).returncode == 0
+        with pytest.raises(OSError):
+            get_local(url, timeout=3)  # the forwarder ended with it
+        proc, result, seconds = run_until_200(env, url, "--kernel", str(kernel), "--name", name,
+                                              "--disk", str(site), "--publish", f"{port}:80")
+        assert proc.returncode == 0, proc.stderr[-3000:]
+        assert result["copied"] == [] and result["disks"][0]["rebuilt"] is False
+        measure("own kernel: second run (nothing copied) → HTTP 200 s", seconds)
+    finally:
+        env.run("unikernel", "stop", name)
+
+
+def test_a_pvh_kernel_boots(env, measure, tmp_path):
+    """PVH on the built-in machine (QEMU's +npt gives Xen hap): the bundled image's PVH entry when
+    it has one (then it must answer HTTP through --publish), else a minimal PVH kernel built here
+    (tests/data/pvh_hello.S) that proves it ran: its console line, then a crash shutdown kept by
+    on_crash = "preserve"."""
+    from mirage_env import bundled, kernels
+
+    status = env.status()
+    assert "pvh" in status["topology"]["guest_types"], status["topology"].get("virt_caps")
+    image = bundled.build("auth", "xen", tmp_path / "build")
+    name = "e2e-pvh"
+    try:
+        if kernels.inspect(image).pvh:
+            port = free_local_port()
+            url = f"http://127.0.0.1:{port}/login?user=alice&password=wonderland"
+            proc, result, seconds = run_until_200(env, url, "--kernel", str(image), "--name", name, "--type", "pvh",
+                                                  "--publish", f"{port}:8088")
+            assert proc.returncode == 0, proc.stderr[-3000:]
+            assert result["type"] == "pvh"
+            measure("PVH: run --kernel → HTTP 200 on 127.0.0.1 s", seconds)
+            return
+        data = Path(__file__).resolve().parents[1] / "data"
+        obj, kernel = tmp_path / "pvh_hello.o", tmp_path / "pvh_hello.xen"
+        subprocess.run(["gcc", "-m32", "-c", str(data / "pvh_hello.S"), "-o", str(obj)], check=True)
+        subprocess.run(["ld", "-m", "elf_i386", "-T", str(data / "pvh_hello.lds"), str(obj), "-o", str(kernel)],
+                       check=True)
+        assert kernels.inspect(kernel).types == ["pvh"]
+        t0 = time.monotonic()
+        proc = env.run("unikernel", "run", "--kernel", str(kernel), "--name", name)
+        measure("PVH: minimal kernel run → its crash reported s", round(time.monotonic() - t0, 1))
+        assert proc.returncode == 1 and "it crashed" in proc.stderr, proc.stderr
+        assert "booted through XEN_ELFNOTE_PHYS32_ENTRY" in proc.stderr  # its console, in the error
+        listed = [d for d in json.loads(env.run("unikernel", "list", "--json").stdout) if d["name"] == name]
+        assert listed and listed[0]["type"] == "pvh" and "c" in listed[0]["state"]
+        refused = env.run("unikernel", "run", "--kernel", str(kernel), "--name", "e2e-pvh2", "--type", "pv")
+        assert refused.returncode == 2 and "no PV entry" in refused.stderr
+    finally:
+        env.run("unikernel", "stop", name)
+
+
 def test_down_then_up_resumes_from_the_overlay(env, measure):
     before = env.status()
     proc = env.run("down")

@@ -202,6 +202,24 @@ static void trim_tx(void)
 	}
 }
 
+int fuzz_next_record(const uint8_t *data, size_t size, size_t *pos, uint8_t *ctl,
+		     uint8_t *buf, size_t cap, size_t *len)
+{
+	size_t i = *pos, n;
+
+	if (i > size || size - i < 3)
+		return 0;
+	*ctl = data[i];
+	n = rd16(data + i + 1);
+	i += 3;
+	if (n > size - i)
+		n = size - i;
+	*len = n < cap ? n : cap;
+	memcpy(buf, data + i, *len);
+	*pos = i + n;
+	return 1;
+}
+
 void fuzz_tick(uint8_t ctl)
 {
 	trim_tx();

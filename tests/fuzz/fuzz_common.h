@@ -34,6 +34,11 @@ void fuzz_fixup_frame(uint8_t ctl, uint8_t *f, size_t len);
 /* Same for a bare TCP segment from src to us. */
 void fuzz_fixup_tcp(uint8_t ctl, uint32_t src, uint8_t *seg, size_t len);
 void fuzz_tick(uint8_t ctl);
+/* The next record [ctl][len:2][bytes] of an input, from offset *pos: sets
+ * *ctl, copies its bytes (at most cap; a length past the input's end stops
+ * at the end) into buf and sets *len, moves *pos past it. 0: no record left. */
+int fuzz_next_record(const uint8_t *data, size_t size, size_t *pos, uint8_t *ctl,
+		     uint8_t *buf, size_t cap, size_t *len);
 /* TCP from FUZZ_PEER, with a correct checksum. */
 void fuzz_tcp_segment(uint16_t sport, uint16_t dport, uint32_t seq,
 		      uint32_t ack, uint8_t flags, const uint8_t *data, size_t n);

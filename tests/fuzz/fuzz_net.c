@@ -13,21 +13,13 @@
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
 	static uint8_t f[ETH_FRAME_MAX + 64];
-	size_t i = 1;
+	size_t i = 1, fl;
+	uint8_t ctl;
 
 	if (size < 1)
 		return 0;
 	fuzz_setup(data[0] & 1);
-	while (i + 3 <= size) {
-		uint8_t ctl = data[i];
-		size_t n = rd16(data + i + 1), fl;
-
-		i += 3;
-		if (n > size - i)
-			n = size - i;
-		fl = n < sizeof(f) ? n : sizeof(f);
-		memcpy(f, data + i, fl);
-		i += n;
+	while (fuzz_next_record(data, size, &i, &ctl, f, sizeof(f), &fl)) {
 		fuzz_fixup_frame(ctl, f, fl);
 		eth_input(f, fl);
 		fuzz_tick(ctl);

@@ -15,19 +15,11 @@
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
 	static uint8_t seg[2048];
-	size_t i = 0;
+	size_t i = 0, sl;
+	uint8_t ctl;
 
 	fuzz_setup(0);
-	while (i + 3 <= size) {
-		uint8_t ctl = data[i];
-		size_t n = rd16(data + i + 1), sl;
-
-		i += 3;
-		if (n > size - i)
-			n = size - i;
-		sl = n < sizeof(seg) ? n : sizeof(seg);
-		memcpy(seg, data + i, sl);
-		i += n;
+	while (fuzz_next_record(data, size, &i, &ctl, seg, sizeof(seg), &sl)) {
 		fuzz_fixup_tcp(ctl, FUZZ_PEER, seg, sl);
 		tcp_input(FUZZ_PEER, FUZZ_IP, seg, sl);
 		fuzz_tick(ctl);

@@ -191,7 +191,34 @@ def disk_seeds() -> dict[str, bytes]:
     return out
 
 
-SEEDS = {"net": net_seeds, "tcp": tcp_seeds, "http": http_seeds, "dhcp": dhcp_seeds, "disk": disk_seeds}
+
+def netback_seeds() -> dict[str, bytes]:
+    # scripts for fuzz_netback.c: op byte (op % 8) then its arguments
+    send = bytes([0, 0x05, 0xDC])  # a 1500-byte frame
+    tx_rsp = lambda rid, d: bytes([1]) + struct.pack(">HhB", rid, 0, 1) + bytes([d])  # noqa: E731
+    rx_rsp = lambda rid, size, d: bytes([2]) + struct.pack(">HHHh", rid, 0, 0, size) + bytes([1, d])  # noqa: E731
+    recv = bytes([3, 0x06, 0x00])
+    return {
+        "echo": bytes([0]) + send + tx_rsp(63, 1) + bytes([4, 1]) + rx_rsp(0, 60, 1) + recv,
+        "wrap": bytes([1, 0xF0]) + (send + tx_rsp(63, 1) + bytes([4, 0])) * 20 + (rx_rsp(0, 1500, 1) + recv) * 20,
+        "runaway_prod": bytes([0]) + send + bytes([1, 0, 0, 0, 0, 0, 0, 0xFF, 0xFF, 0xFF, 0xFF]) + bytes([4, 1]),
+        "extras": bytes([0]) + rx_rsp(0, 60, 1).replace(b"\x00\x00\x00\x00", b"\x00\x00\x00\x08", 1) + recv * 3,
+    }
+
+
+def vchan_seeds() -> dict[str, bytes]:
+    # scripts for fuzz_vchan.c: two order picks, then op byte (op % 9, bit 7: 4-byte arg) + arg
+    op = lambda o, x: bytes([o]) + struct.pack(">H", x)  # noqa: E731
+    return {
+        "echo": bytes([2, 3]) + op(3, 1) + op(0, 100) + op(4, 200) + op(5, 100) + op(1, 100) + op(6, 0),
+        "wrap": bytes([0, 1]) + (op(0, 900) + op(4, 1000) + op(5, 900) + op(1, 900)) * 10,
+        "bad_idx": bytes([2, 2]) + bytes([0x80]) + struct.pack(">I", 0x7FFFFFFF) + op(4, 10) + op(8, 0) + op(4, 10),
+        "arm": bytes([1, 0]) + op(7, 0) + op(3, 0x0301) + op(7, 0) + op(2, 5) + op(6, 0),
+    }
+
+
+SEEDS = {"net": net_seeds, "tcp": tcp_seeds, "http": http_seeds, "dhcp": dhcp_seeds, "disk": disk_seeds,
+         "netback": netback_seeds, "vchan": vchan_seeds}
 
 
 def write_seeds(name: str, d: Path) -> Path:

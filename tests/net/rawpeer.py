@@ -16,6 +16,7 @@ Scenarios print one JSON object with what was observed:
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import os
 import select
@@ -23,6 +24,7 @@ import socket
 import struct
 import sys
 import time
+from pathlib import Path
 
 ETH_P_ALL = 0x0003
 BCAST = b"\xff" * 6
@@ -36,13 +38,16 @@ def ip_bytes(s: str) -> bytes:
     return socket.inet_aton(s)
 
 
-def csum(b: bytes) -> int:
-    if len(b) % 2:
-        b += b"\0"
-    s = sum(struct.unpack(f"!{len(b) // 2}H", b))
-    while s >> 16:
-        s = (s & 0xFFFF) + (s >> 16)
-    return ~s & 0xFFFF
+def _dhcp_probe():
+    """The dnsmasq role's DHCP probe script, for its RFC 1071 checksum (one copy of it)."""
+    path = Path(__file__).resolve().parents[2] / "roles" / "dnsmasq" / "files" / "dhcp_probe.py"
+    spec = importlib.util.spec_from_file_location("dhcp_probe", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+csum = _dhcp_probe().checksum
 
 
 class Peer:

@@ -41,10 +41,13 @@ def test_ping_answered_and_arp_resolved(unikernel):
     assert uk.alive()
 
 
-def test_fragments_dropped_without_harm(unikernel):
+def test_fragments_reassembled_and_oversize_dropped(unikernel):
     uk = unikernel("ping")
-    # 2000 bytes need two fragments: the stack drops them, keeps running
+    # 2000 bytes need two fragments: reassembled (RFC 1122 3.3.2), answered in two
     res = ping(uk, "-s", "2000", count=2)
+    assert res.returncode == 0, res.stdout + res.stderr
+    # beyond the 4480-byte reassembly buffer: dropped, the stack keeps running
+    res = ping(uk, "-s", "8000", count=1)
     assert res.returncode != 0
     assert ping(uk, count=1).returncode == 0
     uk.stop()

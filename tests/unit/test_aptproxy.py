@@ -156,3 +156,16 @@ def test_the_cache_stays_within_its_bound(counting_archive, tmp_path):
         fetch(counting_archive, f"/debian/pool/main/{name}/{name}/{name}_1_amd64.deb", cache)
     kept = [f.name for f in (tmp_path / "apt").rglob("*.deb")]
     assert kept == ["c_1_amd64.deb"]
+def test_the_proxy_starts_without_paramiko_or_pydantic():
+    """It runs once per guest connection: importing the SSH and settings stacks would cost each one."""
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    probe = ("import runpy, sys; sys.argv = ['aptproxy', '--help']\n"
+             "try:\n    runpy.run_module('mirage_env.providers.aptproxy', run_name='__main__')\n"
+             "except SystemExit:\n    pass\n"
+             "print(sorted(m for m in ('paramiko', 'pydantic', 'yaml') if m in sys.modules))")
+    root = Path(__file__).resolve().parents[2]
+    out = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, cwd=root, check=True)
+    assert out.stdout.strip().splitlines()[-1] == "[]", out.stdout

@@ -58,7 +58,27 @@ def test_virtualbox_6_1_newcomer_traps_are_named_with_their_fixes():
 def test_virtualbox_7_0_set_up_right_passes():
     checks = doctor.VirtualBoxChecks(load_settings(None), recorded_vboxmanage("7.0")).all()
     assert [(c.name, c.status) for c in checks] == [
-        ("virtualbox", "ok"), ("host-only network", "ok"), ("VirtualBox DHCP server", "ok"), ("VM NIC 2", "ok")]
+        ("virtualbox", "ok"), ("host-only network", "ok"), ("VirtualBox DHCP server", "ok"), ("VM NIC 2", "ok"),
+        ("guest types", "ok")]
+
+
+def test_a_vm_without_nested_virtualisation_runs_pv_only_and_says_the_fix():
+    checks = by_name(doctor.VirtualBoxChecks(load_settings(None), recorded_vboxmanage("7.0-macos")).all())
+    nested = checks["guest types"]  # the recording has no nested-hw-virt="on" line: VirtualBox's default, off
+    assert nested.status == "warn" and "only PV guests" in nested.detail and "PVH" in nested.detail
+    assert nested.fix == ("vagrant halt && VBoxManage modifyvm mirage-env-default --nested-hw-virt on"
+                          " && vagrant up")
+
+
+def test_nested_kvm_module_parameter(tmp_path):
+    param = tmp_path / "kvm_amd" / "parameters"
+    param.mkdir(parents=True)
+    (param / "nested").write_text("0\n")
+    off = doctor.check_nested_kvm(tmp_path)
+    assert off.status == "warn" and "kvm_amd nested=0" in off.detail and "nested=1" in off.fix
+    (param / "nested").write_text("1\n")
+    assert doctor.check_nested_kvm(tmp_path).status == "ok"
+    assert doctor.check_nested_kvm(tmp_path / "none").status == "warn"
 
 
 def test_host_only_interface_with_another_address():

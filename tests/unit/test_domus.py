@@ -22,7 +22,7 @@ def test_sections_are_read_and_stderr_after_them_is_ignored():
     assert seen.macs == {"e2e-load-01": ["00:16:3e:12:34:56"], "gone": []}
     assert seen.failures == {"gone": "destroy failed (rc=-21) libxl: error: libxl_domain.c:1290:"
                                      "libxl_domain_destroy: non-existant domain 42"}
-    assert [l[2] for l in seen.leases] == ["192.168.56.151", "192.168.56.152"]
+    assert [l.ip for l in seen.leases] == ["192.168.56.151", "192.168.56.152"]
     assert seen.has_release is False  # the sudo warning after the leases is not "dhcp_release exists"
 
 
@@ -34,3 +34,23 @@ def test_the_script_quotes_every_name():
     script = _stop_script(["plain", "it's"])
     assert "for n in plain 'it'\"'\"'s'; do" in script
     assert "tr '\\n' ' '" in script  # the shell gets the two characters \\n
+
+
+def test_run_hints_say_where_each_domu_is_and_how_to_reach_it():
+    from mirage_env.dom0.boot import Booted
+    from mirage_env.domus import run_hints, run_summary
+
+    one = {"web": Booted("192.168.56.160", 1.0, 12.0, "", None)}
+    lines = run_hints("auth", ["web"], one, 14.0, autostart=False, namespace="mev-1")
+    assert lines[0] == "web is up at 192.168.56.160 (xl create → lease 12.0s)"
+    assert lines[1].startswith("try: ip netns exec mev-1 curl 'http://192.168.56.160:8088/login?user=")
+    assert lines[-1] == "console: mirage-env unikernel logs NAME; stop: mirage-env unikernel stop web"
+
+    many = {"a": Booted("192.168.56.161", 1.0, 10.0, "", None), "b": Booted("192.168.56.162", 1.0, 20.0, "", None),
+            "c": Booted(None, 1.0, None, "", "no DHCP lease")}
+    lines = run_hints("www", ["a", "b", "c"], many, 30.0, autostart=True, namespace="mev-1")
+    assert "2 of 3 up in 30.0s; xl create → lease median 15.0s, worst 20.0s" in lines
+    assert lines[-1].endswith("unikernel stop a b") and not any(l.startswith("try:") for l in lines)
+    summary = run_summary(["a", "b", "c"], many, 30.0)
+    assert (summary["create_to_lease_median_s"], summary["create_to_lease_worst_s"]) == (15.0, 20.0)
+    assert summary["domus"][2]["error"] == "no DHCP lease"

@@ -1,6 +1,6 @@
 """Reading dnsmasq's lease file: only a lease granted after the probe booted counts."""
 
-from mirage_env.probe import fresh_lease
+from mirage_env.dom0.dnsmasq import fresh_lease
 
 MAC = "00:16:3e:6d:65:01"
 

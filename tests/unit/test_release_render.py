@@ -1,5 +1,5 @@
 """Every supported release's configuration, rendered: for each vars file of xen_dom0 (Debian 11–13,
-Ubuntu 14.04–24.04) the role's templates and templated task lines render with Ansible's strictness,
+Ubuntu 22.04/24.04) the role's templates and templated task lines render with Ansible's strictness,
 and what comes out agrees with the release (package names, Xen version, GRUB entry name).
 
 A vars file that lacks a variable the role's templates or tasks use fails here, before a real host
@@ -22,11 +22,9 @@ ROLE = project_root() / "roles/xen_dom0"
 # What the releases ship (packages.debian.org / packages.ubuntu.com): release → Xen version
 XEN_OF_RELEASE = {
     "Debian-11": "4.14", "Debian-12": "4.17", "Debian-13": "4.20",
-    "Ubuntu-14": "4.4", "Ubuntu-16": "4.6", "Ubuntu-18": "4.9", "Ubuntu-20": "4.11",
     "Ubuntu-22": "4.16", "Ubuntu-24": "4.17",
 }
-CODENAME = {"Debian-11": "bullseye", "Debian-12": "bookworm", "Debian-13": "trixie", "Ubuntu-14": "trusty",
-            "Ubuntu-16": "xenial", "Ubuntu-18": "bionic", "Ubuntu-20": "focal", "Ubuntu-22": "jammy",
+CODENAME = {"Debian-11": "bullseye", "Debian-12": "bookworm", "Debian-13": "trixie", "Ubuntu-22": "jammy",
             "Ubuntu-24": "noble"}
 # Names Ansible itself provides (facts, magic variables) or the tasks define (register, set_fact, loops).
 PROVIDED = {"ansible_facts", "inventory_hostname", "role_path", "ansible_managed", "item", "omit",

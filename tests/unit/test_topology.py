@@ -118,10 +118,11 @@ def test_an_unreachable_dom0_is_a_problem_not_a_crash():
     assert "dom0 eth1: not read" in render_text(INFO, topo)
 
 
-def test_replay_shell_refuses_commands_it_did_not_collect():
-    sh = topology.replay_shell({"xl-list": ""})
-    with pytest.raises(KeyError):
-        sh("sudo xl info")
+def test_the_recorded_domu_gets_its_mac_and_lease_from_the_dom0_parsers():
+    host, dom0 = recording("bookworm-www")
+    topo = topology.build(expected(), host, dom0)
+    assert [(d.name, d.domid, d.mac, d.ip) for d in topo.domus] == [
+        ("topo-www", 1, "00:16:3e:18:5d:25", "192.168.56.158")]
 
 
 @pytest.mark.parametrize("name", ["bookworm-www", "bookworm-no-domu"])

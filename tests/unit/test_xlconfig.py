@@ -100,3 +100,38 @@ def test_xl_parses_it(tmp_path):
     cfg.write_text(render_xl_config("u", str(kernel), 4, mac="00:16:3e:00:00:01"))
     res = subprocess.run([xl, "-N", "create", str(cfg)], capture_output=True, text=True)
     assert res.returncode == 0, res.stderr
+
+
+def test_a_users_pvh_kernel_with_disks_and_its_own_command_line():
+    cfg = parse(render_xl_config("k-site", "/var/lib/mirage-env/kernels/ab.xen", 32, mac="00:16:3e:01:02:03",
+                                 guest_type="pvh", on_crash="preserve",
+                                 extra_cmdline="--ipv4-only=true -l *:debug",
+                                 disks=[("/var/lib/mirage-env/disks/a.img", "xvdb", False),
+                                        ("/var/lib/mirage-env/disks/b.img", "xvdc", True)]))
+    assert cfg["type"] == '"pvh"'
+    assert cfg["on_crash"] == '"preserve"'
+    assert cfg["extra"] == '"--ipv4-only=true -l *:debug"'
+    assert cfg["disk"] == ('[ "format=raw, vdev=xvdb, access=ro, target=/var/lib/mirage-env/disks/a.img", '
+                           '"format=raw, vdev=xvdc, access=rw, target=/var/lib/mirage-env/disks/b.img" ]')
+    assert "bridge=br0" in cfg["vif"] and "mac=00:16:3e:01:02:03" in cfg["vif"]
+
+
+@pytest.mark.parametrize(
+    "kwargs, field",
+    [
+        (dict(guest_type="hvm"), "guest_type"),
+        (dict(guest_type="pvh", memory_mb=16), "PVH guest needs >= 32"),
+        (dict(on_crash="explode"), "on_crash"),
+        (dict(extra_cmdline='a "quoted" word'), "cmdline"),
+        (dict(disks=[("rel/a.img", "xvdb", False)]), "disk"),
+        (dict(disks=[("/a,b.img", "xvdb", False)]), "disk"),
+        (dict(disks=[("/a.img", "xvda", False)]), "vdev"),
+        (dict(disks=[("/a.img", "xvdb", False), ("/b.img", "xvdb", False)]), "two disks"),
+    ],
+)
+def test_refuses_bad_user_kernel_values(kwargs, field):
+    args = dict(name="u", kernel_path="/k.xen", memory_mb=kwargs.pop("memory_mb", 4))
+    args.update(kwargs)
+    with pytest.raises(XlConfigError) as e:
+        render_xl_config(**args)
+    assert field in str(e.value)

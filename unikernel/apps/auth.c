@@ -8,7 +8,8 @@
  * The store (appdata.py) holds per user "user/<name>" -> iterations (BE32)
  * || salt[16] || PBKDF2-HMAC-SHA256(password, salt, iterations)[32].
  * Unknown users cost the same PBKDF2 as known ones, the final compare is
- * constant time, and no password is ever printed.
+ * constant time, and no password is ever printed. Failures are limited
+ * per client address (429 once its token bucket is empty, see below).
  *
  * PBKDF2 makes every check deliberately slow, so a successful login is
  * remembered: a small cache keeps HMAC-SHA256(boot key, salt || password)
@@ -33,7 +34,7 @@ const char app_name[] = "auth";
 #define CACHE_SLOTS 16
 
 struct auth_stats {
-	uint32_t ok, bad, missing, pbkdf2, cache_hits;
+	uint32_t ok, bad, missing, pbkdf2, cache_hits, limited;
 } auth_stats;
 
 static struct {
@@ -61,8 +62,47 @@ static void cache_tag(const uint8_t *salt, const char *pw, size_t pwlen,
 	memset(&h, 0, sizeof(h));
 }
 
-/* Stand-in record for unknown users: same cost, never matches. */
-static const uint8_t dummy_rec[REC_LEN] = { 0, 0, 0x10, 0 };
+/* Stand-in record for unknown users: same cost, never matches. Its
+ * iteration count is a stored user's (app_main), so a changed
+ * MIRAGE_AUTH_PBKDF2_ITERATIONS does not tell known users by timing. */
+static uint8_t dummy_rec[REC_LEN] = { 0, 0, 0x10, 0 };
+
+/* Failed logins per client address, a token bucket: AUTH_FAIL_BURST
+ * failures at once, then one per AUTH_FAIL_REFILL_MS; an address out of
+ * tokens gets 429 without a PBKDF2 (online guessing is bounded). */
+#define AUTH_FAIL_BURST 32
+#define AUTH_FAIL_REFILL_MS 500
+#define AUTH_FAIL_SLOTS 32
+static struct {
+	uint32_t ip, tokens;
+	uint64_t at;		/* last refill */
+} fails[AUTH_FAIL_SLOTS];
+
+/* The address's bucket, refilled to now; a new one (full) replaces the
+ * least recently used. */
+static uint32_t *fail_tokens(uint32_t ip)
+{
+	uint64_t now = net_now_ms();
+	int i, old = 0;
+
+	for (i = 0; i < AUTH_FAIL_SLOTS; i++) {
+		if (fails[i].ip == ip && fails[i].at) {
+			uint64_t add = (now - fails[i].at) / AUTH_FAIL_REFILL_MS;
+			if (add) {
+				fails[i].tokens = (uint32_t)MIN(fails[i].tokens + add,
+								(uint64_t)AUTH_FAIL_BURST);
+				fails[i].at += add * AUTH_FAIL_REFILL_MS;
+			}
+			return &fails[i].tokens;
+		}
+		if (fails[i].at < fails[old].at)
+			old = i;
+	}
+	fails[old].ip = ip;
+	fails[old].tokens = AUTH_FAIL_BURST;
+	fails[old].at = now ? now : 1;
+	return &fails[old].tokens;
+}
 
 static bool check(const char *user, size_t ulen, const char *pw, size_t pwlen)
 {
@@ -79,10 +119,14 @@ static bool check(const char *user, size_t ulen, const char *pw, size_t pwlen)
 		memcpy(key + 5, user, ulen);
 		e = kv_get(key, 5 + ulen);
 	}
-	if (e && e->vallen == REC_LEN)
+	if (e && e->vallen == REC_LEN) {
 		rec = e->val;
-	else
+		/* unknown users then cost what a stored record costs (users on a
+		 * disk may use another iteration count than the compiled-in ones) */
+		memcpy(dummy_rec, rec, 4);
+	} else {
 		e = NULL;
+	}
 
 	if (e) {
 		cache_tag(rec + 4, pw, pwlen, tag);
@@ -135,9 +179,14 @@ static void handle(const struct http_req *req, struct http_resp *rs)
 	} else if (u == 0 || p == 0 || (u == 1 && ulen == 0)) {
 		auth_stats.missing++;
 		reply(rs, 401, "No user given\n");
+	} else if (*fail_tokens(req->peer) == 0) {
+		auth_stats.limited++;
+		reply(rs, 429, "Too many failed logins, try again later\n");
+		rs->extra = "Retry-After: 60\r\n";
 	} else if (u < 0 || p < 0 || !check(user, ulen, pw, plen)) {
 		/* too long to be a stored user/password, or no match */
 		auth_stats.bad++;
+		(*fail_tokens(req->peer))--;
 		reply(rs, 401, "Invalid login\n");
 	} else {
 		/* user matched a stored name: [A-Za-z0-9._-] only */
@@ -152,13 +201,23 @@ static void handle(const struct http_req *req, struct http_resp *rs)
 void app_main(void)
 {
 	plat_random(boot_key, sizeof(boot_key));
-	printk("auth: %zu users, HTTP on port %d\n", kv_init(), AUTH_PORT);
+	size_t users = kv_init();
+
+	for (size_t i = 0; i < kv_count; i++) {
+		const struct kv_entry *e = &kv_table[i];
+		if (e->keylen > 5 && !memcmp(e->key, "user/", 5) &&
+		    e->vallen == REC_LEN) {
+			memcpy(dummy_rec, e->val, 4);
+			break;
+		}
+	}
+	printk("auth: %zu users, HTTP on port %d\n", users, AUTH_PORT);
 	if (http_serve(AUTH_PORT, handle) < 0) {
 		printk("auth: cannot listen on %d\n", AUTH_PORT);
 		return;
 	}
 	net_run();
-	printk("auth: %u ok, %u invalid, %u without user, %u pbkdf2, %u cached\n",
+	printk("auth: %u ok, %u invalid, %u without user, %u pbkdf2, %u cached, %u limited\n",
 	       auth_stats.ok, auth_stats.bad, auth_stats.missing,
-	       auth_stats.pbkdf2, auth_stats.cache_hits);
+	       auth_stats.pbkdf2, auth_stats.cache_hits, auth_stats.limited);
 }

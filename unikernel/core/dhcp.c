@@ -1,17 +1,22 @@
 /*
  * dhcp.c - DHCP client (RFC 2131, options RFC 2132).
  *
- *   INIT -> SELECTING (DISCOVER) -> REQUESTING (REQUEST) -> BOUND
+ *   INIT -> SELECTING (DISCOVER) -> REQUESTING (REQUEST) -> PROBING
+ *   PROBING (ARP probes of the address, RFC 5227) -> BOUND, or on an
+ *         answer DECLINE and INIT after DECLINE_WAIT_MS
  *   BOUND -T1-> RENEWING (unicast REQUEST to the server)
  *         -T2-> REBINDING (broadcast REQUEST) -lease end-> INIT
  *   NAK in REQUESTING/RENEWING/REBINDING -> INIT
+ *   a conflicting claim insisted on (arp.c) -> DECLINE, INIT
  *
  * Retransmissions back off exponentially (2 s doubling up to 64 s, with
  * +-0.5 s jitter; RFC 2131 says 4 s first, we start faster so a lost
  * first packet costs less). In RENEWING/REBINDING we retry after half of
  * the time left (down to 4 s rather than the RFC's 60 s, so short test
- * leases still renew). Option overload (52) and ARP conflict probing of
- * the offered address are not implemented.
+ * leases still renew). Probing is shorter than RFC 5227's (PROBE_NUM
+ * probes PROBE_GAP_MS apart, then PROBE_GAP_MS of silence: ~1 s, not
+ * ~7 s). An ACK without a usable server identifier is ignored (RENEWING
+ * needs it). Option overload (52) is not implemented.
  */
 #include "net.h"
 #include "platform.h"
@@ -36,18 +41,31 @@
 #define RETRY_MIN_RENEW_MS 4000
 #define REQUEST_TRIES 4         /* REQUESTING gives up after this */
 #define LEASE_MIN_S 10          /* shorter leases are clamped */
+#define PROBE_NUM 2             /* ARP probes of an offered address */
+#define PROBE_GAP_MS 400
+#define DECLINE_WAIT_MS 10000   /* RFC 2131 3.1: wait before restarting */
 
 enum dhcp_state {
 	DHCP_OFF,
 	DHCP_SELECTING,
 	DHCP_REQUESTING,
+	DHCP_PROBING,
 	DHCP_BOUND,
 	DHCP_RENEWING,
 	DHCP_REBINDING,
 };
 
+/* What we take out of a server's message. */
+struct dhcp_msg {
+	uint8_t type;
+	uint32_t yiaddr;
+	uint32_t mask, router, server, lease, t1, t2;
+	bool has_mask, has_router, has_server, has_lease, has_t1, has_t2;
+};
+
 static struct {
 	enum dhcp_state state;
+	struct dhcp_msg ack;        /* the ACK being probed */
 	uint32_t xid;
 	uint32_t offered, server;   /* from the OFFER */
 	uint32_t ip, mask, gw;      /* the lease */
@@ -57,14 +75,6 @@ static struct {
 	uint32_t backoff_ms;
 	unsigned tries;
 } dh;
-
-/* What we take out of a server's message. */
-struct dhcp_msg {
-	uint8_t type;
-	uint32_t yiaddr;
-	uint32_t mask, router, server, lease, t1, t2;
-	bool has_mask, has_router, has_server, has_lease, has_t1, has_t2;
-};
 
 static uint32_t rand32(void)
 {
@@ -111,14 +121,20 @@ static void send_msg(uint8_t type)
 		wr32(m + n, dh.offered);
 		n += 4;
 	}
+	if (type == DHCPDECLINE) {
+		m[n++] = 50; /* the declined address */
+		m[n++] = 4;
+		wr32(m + n, dh.offered);
+		n += 4;
+	}
 	if ((type == DHCPREQUEST && dh.state == DHCP_REQUESTING) ||
-	    type == DHCPRELEASE) {
+	    type == DHCPRELEASE || type == DHCPDECLINE) {
 		m[n++] = 54; /* server identifier */
 		m[n++] = 4;
 		wr32(m + n, dh.server);
 		n += 4;
 	}
-	if (type != DHCPRELEASE) {
+	if (type != DHCPRELEASE && type != DHCPDECLINE) {
 		static const uint8_t prl[] = { 1, 3, 51, 54, 58, 59 };
 		m[n++] = 55; /* parameter request list */
 		m[n++] = sizeof(prl);
@@ -324,11 +340,24 @@ static void dhcp_input(uint32_t src, uint16_t sport, uint32_t dst,
 			drop_lease(now, "NAK from server");
 			return;
 		}
-		if (m.type != DHCPACK || !good_addr(m.yiaddr))
+		/* An ACK names its server (RFC 2131 table 3): we renew
+		 * with it, so 0.0.0.0 or a broadcast one is refused. */
+		if (m.type != DHCPACK || !good_addr(m.yiaddr) ||
+		    !m.has_server || !good_addr(m.server))
 			return;
-		if (dh.state == DHCP_REQUESTING ? m.yiaddr != dh.offered
+		if (dh.state == DHCP_REQUESTING ? m.yiaddr != dh.offered ||
+							  m.server != dh.server
 						: m.yiaddr != dh.ip)
 			return;
+		if (dh.state == DHCP_REQUESTING) {
+			/* RFC 2131 4.4.1 / RFC 5227: is it in use? */
+			dh.ack = m;
+			dh.state = DHCP_PROBING;
+			dh.tries = 1;
+			arp_probe(dh.offered);
+			dh.next_tx = now + PROBE_GAP_MS;
+			return;
+		}
 		bind(&m, now);
 		break;
 	default:
@@ -357,7 +386,43 @@ bool dhcp_bound(void)
 
 bool dhcp_busy(void)
 {
-	return dh.state == DHCP_SELECTING || dh.state == DHCP_REQUESTING;
+	return dh.state == DHCP_SELECTING || dh.state == DHCP_REQUESTING ||
+	       dh.state == DHCP_PROBING;
+}
+
+/* The offered address is in use: DECLINE it, start over a bit later. */
+static void decline(uint64_t now, const char *why)
+{
+	char a[16];
+
+	printk("DHCP: %s %s, declining\n", ip_str(dh.offered, a), why);
+	send_msg(DHCPDECLINE);
+	net_configure(0, 0, 0);
+	dh.ip = 0;
+	dh.state = DHCP_SELECTING;
+	dh.xid = rand32();
+	dh.tries = 0;
+	dh.backoff_ms = RETRY_FIRST_MS / 2;
+	dh.next_tx = now + DECLINE_WAIT_MS;
+}
+
+void dhcp_arp_seen(uint32_t spa, uint32_t tpa)
+{
+	/* RFC 5227 2.1.1: a packet from the address, or another host's
+	 * probe for it, means we must not use it. */
+	if (dh.state == DHCP_PROBING &&
+	    (spa == dh.offered || (spa == 0 && tpa == dh.offered)))
+		decline(net_now_ms(), "is in use");
+}
+
+void dhcp_conflict(void)
+{
+	if (!dhcp_bound()) {
+		printk("arp: keeping the configured address\n");
+		return;
+	}
+	dh.offered = dh.ip;
+	decline(net_now_ms(), "is claimed by another host");
 }
 
 void dhcp_stop(void)
@@ -377,6 +442,17 @@ void dhcp_stop(void)
 void dhcp_timer(uint64_t now)
 {
 	switch (dh.state) {
+	case DHCP_PROBING:
+		if (now < dh.next_tx)
+			return;
+		if (dh.tries < PROBE_NUM) {
+			dh.tries++;
+			arp_probe(dh.offered);
+			dh.next_tx = now + PROBE_GAP_MS;
+			return;
+		}
+		bind(&dh.ack, now);	/* nobody answered: ours */
+		break;
 	case DHCP_SELECTING:
 	case DHCP_REQUESTING:
 		if (now < dh.next_tx)

@@ -104,11 +104,74 @@ static int next_line(const char *buf, size_t *pos, size_t end,
 	return 0;
 }
 
+static int hexval(char ch)
+{
+	if (ch >= '0' && ch <= '9')
+		return ch - '0';
+	if (ch >= 'a' && ch <= 'f')
+		return ch - 'a' + 10;
+	if (ch >= 'A' && ch <= 'F')
+		return ch - 'A' + 10;
+	return -1;
+}
+
+/* Length of a complete chunked body (RFC 9112 7.1) at p[0..n): chunks,
+ * the last (size 0) chunk, trailer fields, blank line. 0 while
+ * incomplete, -400 malformed, -413 a chunk larger than max. */
+static long chunked_len(const char *p, size_t n, size_t max)
+{
+	size_t pos = 0;
+
+	for (;;) {
+		size_t size = 0, digits = 0;
+
+		while (pos < n && hexval(p[pos]) >= 0) {
+			size = size * 16 + (size_t)hexval(p[pos++]);
+			if (size > max)
+				return -413;
+			digits++;
+		}
+		if (pos >= n)
+			return 0;
+		if (!digits || (p[pos] != ';' && p[pos] != '\r' && p[pos] != '\n' &&
+				p[pos] != ' ' && p[pos] != '\t'))
+			return -400;
+		while (pos < n && p[pos] != '\n') {	/* chunk extensions */
+			if (p[pos] == '\0')
+				return -400;
+			pos++;
+		}
+		if (pos++ >= n)
+			return 0;
+		if (size == 0)
+			break;
+		if (size > n - pos)
+			return 0;
+		pos += size;
+		if (pos < n && p[pos] == '\r')
+			pos++;
+		if (pos >= n)
+			return 0;
+		if (p[pos++] != '\n')
+			return -400;
+	}
+	for (;;) {		/* trailer section, ends with a blank line */
+		size_t a = pos;
+
+		while (pos < n && p[pos] != '\n')
+			pos++;
+		if (pos++ >= n)
+			return 0;
+		if (pos - a == 1 || (pos - a == 2 && p[a] == '\r'))
+			return (long)pos;
+	}
+}
+
 long http_parse(const char *buf, size_t len, size_t max, struct http_req *r)
 {
 	size_t pos = 0, end, n, i, sp1, sp2, cl = 0;
 	const char *line, *tgt;
-	bool have_cl = false, have_host = false, te = false;
+	bool have_cl = false, have_host = false, te = false, chunked = false;
 	bool conn_close = false, conn_keep = false;
 	int nhdr = 0, method = 0;
 
@@ -118,8 +181,13 @@ long http_parse(const char *buf, size_t len, size_t max, struct http_req *r)
 		pos++;
 	end = head_end(buf, pos, len);
 	if (!end) {
-		if (len >= max)
-			return -413;
+		if (len >= max) {
+			/* The head does not fit: the request line itself
+			 * (414) or the header fields (431, RFC 6585 5). */
+			for (i = pos; i < len && buf[i] != '\n'; i++)
+				;
+			return i >= len ? -414 : -431;
+		}
 		/* Refuse an overlong or binary request line early. */
 		for (i = pos; i < len && buf[i] != '\n'; i++)
 			if (buf[i] == '\0')
@@ -154,13 +222,33 @@ long http_parse(const char *buf, size_t len, size_t max, struct http_req *r)
 	else if (sp1 == 4 && memcmp(line, "HEAD", 4) == 0)
 		method = HTTP_HEAD;
 	tgt = line + sp1 + 1;
-	if (tgt[0] != '/')
-		return method ? -400 : -405;
+	n = sp2 - sp1 - 1;	/* target length */
 	r->path = tgt;
-	r->path_len = sp2 - sp1 - 1;
+	r->path_len = n;
+	if (n > 7 && ieq(tgt, 7, "http://")) {
+		/* absolute-form (RFC 9112 3.2.2): the path starts after the
+		 * authority; an empty one is "/". */
+		for (i = 7; i < n && tgt[i] != '/' && tgt[i] != '?'; i++)
+			;
+		if (i == 7)
+			return -400;	/* no authority */
+		if (i < n && tgt[i] == '/') {
+			r->path = tgt + i;
+			r->path_len = n - i;
+		} else {
+			r->path = "/";
+			r->path_len = 1;
+			if (i < n) {	/* "http://h?q" */
+				r->query = tgt + i + 1;
+				r->query_len = n - i - 1;
+			}
+		}
+	} else if (tgt[0] != '/') {
+		return method ? -400 : -405;
+	}
 	for (i = 0; i < r->path_len; i++) {
-		if (tgt[i] == '?') {
-			r->query = tgt + i + 1;
+		if (r->path[i] == '?') {
+			r->query = r->path + i + 1;
 			r->query_len = r->path_len - i - 1;
 			r->path_len = i;
 			break;
@@ -168,7 +256,7 @@ long http_parse(const char *buf, size_t len, size_t max, struct http_req *r)
 	}
 	/* A fragment never reaches a server; refuse it rather than guess. */
 	for (i = 0; i < r->path_len; i++)
-		if (tgt[i] == '#')
+		if (r->path[i] == '#')
 			return -400;
 
 	/* Header fields. */
@@ -181,7 +269,7 @@ long http_parse(const char *buf, size_t len, size_t max, struct http_req *r)
 		if (n == 0)
 			break;
 		if (++nhdr > HTTP_MAX_HEADERS)
-			return -413;
+			return -431;
 		if (line[0] == ' ' || line[0] == '\t')
 			return -400;	/* obsolete line folding */
 		for (colon = 0; colon < n && line[colon] != ':'; colon++)
@@ -218,7 +306,11 @@ long http_parse(const char *buf, size_t len, size_t max, struct http_req *r)
 			have_cl = true;
 			cl = val;
 		} else if (ieq(line, colon, "transfer-encoding")) {
-			te = true;
+			/* Only "chunked" alone: other codings are 501. */
+			if (te || !ieq(v, vn, "chunked"))
+				te = true;
+			else
+				chunked = true;
 		} else if (ieq(line, colon, "connection")) {
 			conn_close |= has_token(v, vn, "close");
 			conn_keep |= has_token(v, vn, "keep-alive");
@@ -231,7 +323,9 @@ long http_parse(const char *buf, size_t len, size_t max, struct http_req *r)
 	if (r->minor >= 1 && !have_host)
 		return -400;	/* RFC 9112 3.2 */
 	if (te)
-		return -501;	/* no chunked request bodies here */
+		return -501;
+	if (chunked && have_cl)
+		return -400;	/* RFC 9112 6.1: request smuggling risk */
 	if (!method)
 		return -405;
 	if (cl > max || end + cl > max)
@@ -240,21 +334,23 @@ long http_parse(const char *buf, size_t len, size_t max, struct http_req *r)
 	r->content_length = cl;
 	r->head_len = end;
 	r->keep_alive = r->minor >= 1 ? !conn_close : (conn_keep && !conn_close);
+	if (chunked) {
+		long body = chunked_len(buf + end, len - end, max);
+		if (body < 0)
+			return body;
+		if (body == 0) {
+			r->chunked = true;
+			return len >= max ? -413 : 0;
+		}
+		if (end + (size_t)body > max)
+			return -413;
+		return (long)end + body;
+	}
 	if (len < end + cl)
 		return 0;
 	return (long)(end + cl);
 }
 
-static int hexval(char ch)
-{
-	if (ch >= '0' && ch <= '9')
-		return ch - '0';
-	if (ch >= 'a' && ch <= 'f')
-		return ch - 'a' + 10;
-	if (ch >= 'A' && ch <= 'F')
-		return ch - 'A' + 10;
-	return -1;
-}
 
 long http_pct_decode(const char *s, size_t n, char *out, size_t cap, bool plus)
 {
@@ -345,6 +441,9 @@ const char *http_reason(int status)
 	case 405: return "Method Not Allowed";
 	case 408: return "Request Timeout";
 	case 413: return "Content Too Large";
+	case 414: return "URI Too Long";
+	case 429: return "Too Many Requests";
+	case 431: return "Request Header Fields Too Large";
 	case 500: return "Internal Server Error";
 	case 501: return "Not Implemented";
 	case 503: return "Service Unavailable";
@@ -362,6 +461,7 @@ struct http_conn {
 	size_t outlen;
 	bool close_after;	/* close once out is sent */
 	bool eof;		/* the peer sent FIN */
+	bool deferred;		/* the turn's budget ran out: more to answer */
 	uint64_t req_start;	/* first byte of the pending request */
 	uint64_t last_active;
 	size_t scan;		/* no end of head before this offset */
@@ -456,10 +556,16 @@ static void respond_error(struct http_conn *hc, int status)
 	respond(hc, false, 1, &rs);
 }
 
+/* Answer the complete requests in the buffer, at most
+ * HTTP_REQS_PER_TURN of them (one segment full of pipelined requests must
+ * not block the unikernel); on_poll and on_sent resume. */
 static void process(struct http_conn *hc)
 {
 	uint64_t now = net_now_ms();
+	bool more = false;
+	int budget = HTTP_REQS_PER_TURN;
 
+	hc->deferred = false;
 	while (hc->tc && !hc->outlen && !hc->close_after) {
 		struct http_req req;
 		struct http_resp rs;
@@ -477,16 +583,24 @@ static void process(struct http_conn *hc)
 		n = http_parse(hc->req, hc->len, HTTP_REQ_MAX, &req);
 		if (n == 0) {
 			hc->scan = hc->len;
-			hc->need = req.head_len ? req.head_len + req.content_length : 0;
+			hc->need = req.chunked ? hc->len + 1 :	/* any more bytes */
+				   req.head_len ? req.head_len + req.content_length : 0;
 			break;
 		}
-		if (tcp_send_space(hc->tc) < HTTP_HDR_MAX + HTTP_BODY_BUF)
-			break;	/* resumed from the sent callback */
+		if (tcp_send_space(hc->tc) < HTTP_HDR_MAX + HTTP_BODY_BUF) {
+			more = true;	/* resumed from the sent callback */
+			break;
+		}
+		if (budget-- == 0) {
+			more = hc->deferred = true;	/* resumed from on_poll */
+			break;
+		}
 		if (n < 0) {
 			respond_error(hc, (int)-n);
 			return;
 		}
 		http_stats.requests++;
+		req.peer = hc->tc->rip;
 		memset(&rs, 0, offsetof(struct http_resp, buf));
 		rs.status = 200;
 		if (req.query && http_query_check(req.query, req.query_len) < 0) {
@@ -507,8 +621,9 @@ static void process(struct http_conn *hc)
 		hc->req_start = hc->len ? now : 0;
 		hc->last_active = now;
 	}
-	if (hc->tc && hc->eof && !hc->outlen && !hc->close_after) {
-		/* Peer is done sending: nothing complete remains. */
+	if (hc->tc && hc->eof && !hc->outlen && !hc->close_after && !more) {
+		/* Peer is done sending and every complete request is
+		 * answered: what is left can never complete. */
 		hc_close(hc);
 	}
 }
@@ -537,6 +652,7 @@ static void on_accept(struct tcp_conn *c)
 	hc->outlen = 0;
 	hc->close_after = false;
 	hc->eof = false;
+	hc->deferred = false;
 	hc->len = hc->scan = hc->need = 0;
 	hc->req_start = 0;
 	hc->last_active = net_now_ms();
@@ -597,6 +713,12 @@ static void on_poll(struct tcp_conn *c, uint64_t now)
 
 	if (!hc)
 		return;
+	if (hc->deferred && !hc->outlen) {
+		process(hc);
+		if (!hc->tc)
+			return;
+		tcp_recved(c);
+	}
 	if (hc->outlen) {
 		/* A body is stuck behind a peer that does not read. */
 		if (now - hc->last_active > HTTP_IDLE_TIMEOUT_MS) {

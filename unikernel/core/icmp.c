@@ -8,7 +8,7 @@
 
 void icmp_input(uint32_t src, uint32_t dst, const uint8_t *msg, size_t len)
 {
-	static uint8_t reply[IP_MAX_PAYLOAD];
+	static uint8_t reply[IP_MAX_DATAGRAM];	/* reassembled pings too */
 
 	if (len < 8 || len > sizeof(reply) ||
 	    inet_fold(inet_sum(msg, len, 0)) != 0) {

@@ -20,7 +20,8 @@
 #define ETH_P_ARP 0x0806
 
 #define IP_HLEN 20                     /* we send no options */
-#define IP_MAX_PAYLOAD (ETH_MTU - IP_HLEN) /* 1480: biggest ipv4_output len */
+#define IP_MAX_PAYLOAD (ETH_MTU - IP_HLEN) /* 1480: biggest unfragmented payload */
+#define IP_MAX_DATAGRAM 4480 /* biggest payload reassembled or sent in fragments */
 #define IP_PROTO_ICMP 1
 #define IP_PROTO_TCP 6
 #define IP_PROTO_UDP 17
@@ -111,13 +112,14 @@ int arp_lookup(uint32_t ip, uint8_t mac[ETH_ALEN]);
 int arp_output(uint32_t nh, const void *ippkt, size_t len);
 void arp_request(uint32_t ip);
 void arp_announce(void); /* gratuitous ARP for our address */
+void arp_probe(uint32_t ip); /* RFC 5227 probe (sender 0.0.0.0) */
 void arp_timer(uint64_t now_ms);
 void arp_reset(void);
 bool arp_busy(void); /* a packet still waits for resolution */
 
 /* ---- IPv4 -------------------------------------------------------------- */
 void ipv4_input(const uint8_t *pkt, size_t len);
-/* Send payload (len <= IP_MAX_PAYLOAD) to dst with protocol proto from
+/* Send payload (len <= IP_MAX_DATAGRAM; fragmented above IP_MAX_PAYLOAD) to dst with protocol proto from
  * net_ip() (0.0.0.0 before configuration). dst 255.255.255.255 and the
  * subnet broadcast go to the Ethernet broadcast address; on-link
  * destinations are resolved directly, others through the gateway.
@@ -145,6 +147,10 @@ void dhcp_reset(void); /* forget everything, send nothing */
 void dhcp_timer(uint64_t now_ms);
 bool dhcp_bound(void);
 bool dhcp_busy(void); /* an exchange is under way (its retries need a tick) */
+/* From arp.c: an ARP packet from another host (RFC 5227 probing). */
+void dhcp_arp_seen(uint32_t spa, uint32_t tpa);
+/* From arp.c: another host insists on our address: give it up. */
+void dhcp_conflict(void);
 
 /* ---- TCP (core/tcp.c, helper B) -------------------------------------- */
 /* netif.c has weak no-op versions so apps without TCP (ping) link. */

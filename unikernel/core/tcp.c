@@ -10,6 +10,7 @@
 #include "net.h"
 #include "platform.h"
 #include "tcp.h"
+#include "csprng.h"
 
 #define TH_FIN 0x01
 #define TH_SYN 0x02
@@ -27,6 +28,30 @@ static struct {
 	uint16_t port;
 	const struct tcp_ops *ops;
 } listeners[TCP_MAX_LISTEN];
+
+/* Per-boot secret of the RFC 6528 ISN function, drawn on first use. */
+static uint8_t isn_key[32], cookie_key[32];
+static bool have_keys;
+
+static void need_keys(void)
+{
+	if (!have_keys) {
+		plat_random(isn_key, sizeof(isn_key));
+		plat_random(cookie_key, sizeof(cookie_key));
+		have_keys = true;
+	}
+}
+
+/* RFC 6528: ISN = M + F(localip, localport, remoteip, remoteport, key),
+ * M a 4-microsecond clock (from our millisecond one), F a keyed ChaCha20
+ * hash: every 4-tuple gets its own unpredictable sequence space. */
+static uint32_t isn_for(uint32_t lip, uint16_t lport, uint32_t rip,
+			uint16_t rport)
+{
+	need_keys();
+	return csprng_hash32(isn_key, lip, rip, (uint32_t)lport << 16 | rport, 0) +
+	       (uint32_t)(net_now_ms() * 250);
+}
 
 /* One outgoing segment at a time: header, MSS option, payload. */
 static uint8_t obuf[TCP_HLEN + TCP_OPT_MSS_LEN + TCP_MSS];
@@ -329,28 +354,89 @@ static struct tcp_conn *lookup(uint32_t rip, uint16_t rport, uint16_t lport)
 	return NULL;
 }
 
-/* A free slot; when full, recycle the oldest TIME-WAIT, then the oldest
- * half-open connection (a SYN flood must not lock out real clients). */
-static struct tcp_conn *alloc_conn(void)
+static int source_count(uint32_t rip, bool half_open_only)
 {
-	struct tcp_conn *tw = NULL, *syn = NULL;
-	int i;
+	int i, n = 0;
 
+	for (i = 0; i < TCP_MAX_CONN; i++) {
+		const struct tcp_conn *c = &conns[i];
+		if (c->state == TCP_CLOSED || c->state == TCP_TIME_WAIT)
+			continue;
+		/* Half-open ones count only towards the global bound. */
+		if (half_open_only ? c->state == TCP_SYN_RCVD :
+		    c->state != TCP_SYN_RCVD && c->rip == rip)
+			n++;
+	}
+	return n;
+}
+
+/* Give up c to make room: quietly for TIME-WAIT and half-open, with a
+ * RST (and the app told) for a synchronized connection. */
+static void recycle(struct tcp_conn *c)
+{
+	tcp_stats.recycled++;
+	if (c->state == TCP_TIME_WAIT || c->state == TCP_SYN_RCVD) {
+		free_conn(c, false);
+		return;
+	}
+	xmit(c->rip, c->lport, c->rport, c->snd_nxt, c->rcv_nxt,
+	     TH_RST | TH_ACK, 0, 0, NULL, 0, 0);
+	free_conn(c, true);
+}
+
+/* A slot for a new connection from rip. At its per-source limit, rip
+ * gives up its own least recently heard connection. Otherwise a free
+ * slot; when full, the oldest TIME-WAIT, then the least recently heard
+ * synchronized connection of the address that holds the most (so a
+ * client that opens many idle connections pays for them, not the others).
+ * Half-open ones are never evicted: SYN cookies cover floods. */
+static struct tcp_conn *alloc_conn(uint32_t rip)
+{
+	struct tcp_conn *tw = NULL, *victim = NULL;
+	int i, vcount = 0;
+
+	if (source_count(rip, false) >= TCP_PER_SOURCE) {
+		for (i = 0; i < TCP_MAX_CONN; i++) {
+			struct tcp_conn *c = &conns[i];
+			if (c->state == TCP_CLOSED || c->state == TCP_TIME_WAIT ||
+			    c->state == TCP_SYN_RCVD || c->rip != rip)
+				continue;
+			if (!victim || c->last_rx < victim->last_rx)
+				victim = c;
+		}
+		if (!victim) {
+			tcp_stats.per_source_refused++;
+			return NULL;
+		}
+		recycle(victim);
+		return victim;
+	}
 	for (i = 0; i < TCP_MAX_CONN; i++) {
 		struct tcp_conn *c = &conns[i];
 		if (c->state == TCP_CLOSED)
 			return c;
 		if (c->state == TCP_TIME_WAIT && (!tw || c->tw_at < tw->tw_at))
 			tw = c;
-		if (c->state == TCP_SYN_RCVD &&
-		    (!syn || c->last_rx < syn->last_rx))
-			syn = c;
 	}
-	if (!tw)
-		tw = syn;
-	if (tw)
-		free_conn(tw, false);
-	return tw;
+	if (tw) {
+		recycle(tw);
+		return tw;
+	}
+	for (i = 0; i < TCP_MAX_CONN; i++) {
+		struct tcp_conn *c = &conns[i];
+		int n;
+		if (c->state == TCP_SYN_RCVD)
+			continue;
+		n = source_count(c->rip, false);
+		if (!victim || n > vcount ||
+		    (n == vcount && c->last_rx < victim->last_rx)) {
+			victim = c;
+			vcount = n;
+		}
+	}
+	if (victim)
+		recycle(victim);
+	return victim;
 }
 
 /* Peer's MSS option from a SYN; TCP_DEFAULT_MSS when absent. */
@@ -375,37 +461,49 @@ static uint16_t parse_mss(const uint8_t *opt, size_t n)
 	return TCP_DEFAULT_MSS;
 }
 
-static void listen_input(uint32_t src, uint32_t dst, uint16_t sport,
-			 uint16_t dport, uint32_t seq, uint32_t ack,
-			 uint8_t flags, uint16_t wnd, const uint8_t *opt,
-			 size_t optlen, size_t seglen)
+/* SYN cookies: with too many half-open connections a SYN gets a SYN-ACK
+ * whose ISS encodes, under a keyed hash, the 4-tuple, the client's ISN,
+ * a 64 s time slot and the MSS; the connection is created only when the
+ * ACK comes back with ISS + 1. Low 3 bits: MSS index, the next 1: slot
+ * parity. */
+static const uint16_t cookie_mss[8] = { 64, 256, 536, 1024, 1220, 1360, 1440, 1460 };
+
+static uint32_t cookie_hash(uint32_t rip, uint16_t rport, uint16_t lport,
+			    uint32_t irs, uint32_t slot)
 {
-	const struct tcp_ops *ops = NULL;
-	struct tcp_conn *c;
-	uint16_t mss;
-	int i;
+	need_keys();
+	return csprng_hash32(cookie_key, rip, (uint32_t)lport << 16 | rport, irs,
+			     slot) & ~15u;
+}
 
-	for (i = 0; i < TCP_MAX_LISTEN; i++)
-		if (listeners[i].ops && listeners[i].port == dport)
-			ops = listeners[i].ops;
-	if (!ops || (flags & TH_ACK)) {
-		/* Closed port, or an ACK for a connection we do not know. */
-		send_rst_reply(src, sport, dport, seq, ack, flags, seglen);
-		return;
-	}
-	if ((flags & (TH_SYN | TH_RST | TH_FIN)) != TH_SYN)
-		return;
-	c = alloc_conn();
-	if (!c) {
-		tcp_stats.table_full++;
-		return;		/* the client will retry its SYN */
-	}
-	mss = parse_mss(opt, optlen);
-	if (mss > TCP_MSS)
-		mss = TCP_MSS;
-	if (mss < TCP_MIN_MSS)
-		mss = TCP_MIN_MSS;
+static uint32_t cookie_make(uint32_t rip, uint16_t rport, uint16_t lport,
+			    uint32_t irs, uint16_t mss)
+{
+	uint32_t slot = (uint32_t)(net_now_ms() / TCP_COOKIE_SLOT_MS), m = 0;
 
+	while (m < 7 && cookie_mss[m + 1] <= mss)
+		m++;
+	return cookie_hash(rip, rport, lport, irs, slot) | (slot & 1) << 3 | m;
+}
+
+/* The MSS the cookie iss carries, or 0 when it is not one of ours. */
+static uint16_t cookie_check(uint32_t rip, uint16_t rport, uint16_t lport,
+			     uint32_t irs, uint32_t iss)
+{
+	uint32_t slot = (uint32_t)(net_now_ms() / TCP_COOKIE_SLOT_MS);
+
+	if (((iss >> 3) & 1) != (slot & 1))
+		slot--;		/* made in the previous slot */
+	if ((iss & ~15u) != cookie_hash(rip, rport, lport, irs, slot))
+		return 0;
+	return cookie_mss[iss & 7];
+}
+
+static void conn_init(struct tcp_conn *c, const struct tcp_ops *ops,
+		      uint32_t src, uint32_t dst, uint16_t sport,
+		      uint16_t dport, uint32_t iss, uint32_t irs, uint16_t wnd,
+		      uint16_t mss)
+{
 	memset(c, 0, sizeof(*c));
 	c->state = TCP_SYN_RCVD;
 	c->ops = ops;
@@ -413,16 +511,77 @@ static void listen_input(uint32_t src, uint32_t dst, uint16_t sport,
 	c->lip = dst;
 	c->rport = sport;
 	c->lport = dport;
-	plat_random(&c->iss, sizeof(c->iss));
+	c->iss = iss;
 	c->snd_una = c->snd_nxt = c->snd_max = c->iss;
 	c->snd_wnd = wnd;
-	c->snd_wl1 = seq;
+	c->max_snd_wnd = wnd;
+	c->snd_wl1 = irs;
 	c->mss = mss;
-	c->irs = seq;
-	c->rcv_nxt = seq + 1;	/* data on the SYN is not taken */
+	c->irs = irs;
+	c->rcv_nxt = irs + 1;	/* data on the SYN is not taken */
 	c->rcv_adv = c->rcv_nxt;
 	c->rto = TCP_RTO_INIT_MS;
 	c->last_rx = net_now_ms();
+}
+
+static void conn_input(struct tcp_conn *c, uint32_t seq, uint32_t ack,
+		       uint8_t flags, uint16_t wnd, const uint8_t *data,
+		       size_t dlen);
+
+static void listen_input(uint32_t src, uint32_t dst, uint16_t sport,
+			 uint16_t dport, uint32_t seq, uint32_t ack,
+			 uint8_t flags, uint16_t wnd, const uint8_t *opt,
+			 size_t optlen, const uint8_t *data, size_t dlen)
+{
+	const struct tcp_ops *ops = NULL;
+	struct tcp_conn *c;
+	size_t seglen = dlen + !!(flags & TH_SYN) + !!(flags & TH_FIN);
+	uint16_t mss;
+	int i;
+
+	for (i = 0; i < TCP_MAX_LISTEN; i++)
+		if (listeners[i].ops && listeners[i].port == dport)
+			ops = listeners[i].ops;
+	if (ops && (flags & (TH_SYN | TH_RST | TH_ACK)) == TH_ACK &&
+	    (mss = cookie_check(src, sport, dport, seq - 1, ack - 1)) != 0) {
+		/* The ACK of a SYN cookie: the handshake is complete. */
+		c = alloc_conn(src);
+		if (!c) {
+			tcp_stats.table_full++;
+			return;
+		}
+		tcp_stats.cookies_ok++;
+		conn_init(c, ops, src, dst, sport, dport, ack - 1, seq - 1, wnd, mss);
+		c->snd_nxt = c->snd_max = ack;
+		c->rcv_adv = seq + TCP_COOKIE_WND;	/* what the SYN-ACK offered */
+		conn_input(c, seq, ack, flags, wnd, data, dlen);
+		if (c->state != TCP_CLOSED && (c->ack_now || c->out_pending))
+			tcp_output(c);
+		return;
+	}
+	if (!ops || (flags & TH_ACK)) {
+		/* Closed port, or an ACK for a connection we do not know. */
+		send_rst_reply(src, sport, dport, seq, ack, flags, seglen);
+		return;
+	}
+	if ((flags & (TH_SYN | TH_RST | TH_FIN)) != TH_SYN)
+		return;
+	mss = parse_mss(opt, optlen);
+	if (mss > TCP_MSS)
+		mss = TCP_MSS;
+	if (mss < TCP_MIN_MSS)
+		mss = TCP_MIN_MSS;
+	if (source_count(0, true) >= TCP_HALF_OPEN_MAX ||
+	    !(c = alloc_conn(src))) {
+		/* Stateless answer: nothing to evict, nothing to exhaust. */
+		uint32_t iss = cookie_make(src, sport, dport, seq, mss);
+		tcp_stats.cookies_sent++;
+		xmit(src, dport, sport, iss, seq + 1, TH_SYN | TH_ACK,
+		     TCP_COOKIE_WND, TCP_MSS, NULL, 0, 0);
+		return;
+	}
+	conn_init(c, ops, src, dst, sport, dport,
+		  isn_for(dst, dport, src, sport), seq, wnd, mss);
 	tcp_output(c);		/* SYN-ACK */
 }
 
@@ -442,6 +601,27 @@ static bool acceptable(const struct tcp_conn *c, uint32_t seq, size_t seglen)
 	return (SEQ_LEQ(c->rcv_nxt, seq) && SEQ_LT(seq, end)) ||
 	       (SEQ_LEQ(c->rcv_nxt, seq + (uint32_t)seglen - 1) &&
 		SEQ_LT(seq + (uint32_t)seglen - 1, end));
+}
+
+/* RFC 5961 7: at most TCP_CHALLENGE_PER_S challenge ACKs a second, over
+ * all connections (so they cannot be used to amplify or as an oracle). */
+static void challenge_ack(struct tcp_conn *c)
+{
+	static uint64_t second;
+	static uint32_t sent;
+	uint64_t now = net_now_ms() / 1000;
+
+	if (now != second) {
+		second = now;
+		sent = 0;
+	}
+	if (sent >= TCP_CHALLENGE_PER_S) {
+		tcp_stats.challenge_limited++;
+		return;
+	}
+	sent++;
+	tcp_stats.challenge_acks++;
+	c->ack_now = true;
 }
 
 static void enter_time_wait(struct tcp_conn *c)
@@ -503,11 +683,10 @@ static void conn_input(struct tcp_conn *c, uint32_t seq, uint32_t ack,
 	uint32_t fin_seq = seq + (uint32_t)dlen;
 	bool fin = flags & TH_FIN;
 
-	c->last_rx = net_now_ms();
-
 	/* Retransmitted SYN while half-open: send the SYN-ACK again. */
 	if (c->state == TCP_SYN_RCVD && (flags & (TH_SYN | TH_ACK)) == TH_SYN &&
 	    seq == c->irs) {
+		c->last_rx = net_now_ms();
 		c->snd_nxt = c->iss;
 		tcp_output(c);
 		return;
@@ -520,6 +699,9 @@ static void conn_input(struct tcp_conn *c, uint32_t seq, uint32_t ack,
 			c->tw_at = net_now_ms() + TCP_TIME_WAIT_MS;
 		return;
 	}
+	/* Only acceptable segments keep a connection alive: junk from a
+	 * blind sender must not hold it forever. */
+	c->last_rx = net_now_ms();
 	if (flags & TH_RST) {
 		/* RFC 5961 3.2: only an exact RST kills; others get a
 		 * challenge ACK. */
@@ -527,12 +709,12 @@ static void conn_input(struct tcp_conn *c, uint32_t seq, uint32_t ack,
 			tcp_stats.rst_rcvd++;
 			free_conn(c, true);
 		} else {
-			c->ack_now = true;
+			challenge_ack(c);
 		}
 		return;
 	}
 	if (flags & TH_SYN) {		/* RFC 5961 4.2: challenge ACK */
-		c->ack_now = true;
+		challenge_ack(c);
 		return;
 	}
 	if (!(flags & TH_ACK))
@@ -547,6 +729,8 @@ static void conn_input(struct tcp_conn *c, uint32_t seq, uint32_t ack,
 		c->state = TCP_ESTABLISHED;
 		c->snd_una = ack;
 		c->snd_wnd = wnd;
+		if (wnd > c->max_snd_wnd)
+			c->max_snd_wnd = wnd;
 		c->snd_wl1 = seq;
 		c->snd_wl2 = ack;
 		c->rtx_at = 0;
@@ -559,6 +743,13 @@ static void conn_input(struct tcp_conn *c, uint32_t seq, uint32_t ack,
 	} else {
 		if (SEQ_GT(ack, c->snd_max)) {	/* ACKs what we never sent */
 			c->ack_now = true;
+			return;
+		}
+		if (SEQ_LT(ack, c->snd_una - c->max_snd_wnd)) {
+			/* RFC 5961 5.2: older than any window we could have
+			 * had in flight: a blind injection, not the peer. */
+			tcp_stats.bad_seg++;
+			challenge_ack(c);
 			return;
 		}
 		if (SEQ_GT(ack, c->snd_una)) {
@@ -582,6 +773,8 @@ static void conn_input(struct tcp_conn *c, uint32_t seq, uint32_t ack,
 					c->fin_sent = false;
 			}
 			c->snd_wnd = wnd;
+			if (wnd > c->max_snd_wnd)
+				c->max_snd_wnd = wnd;
 			c->snd_wl1 = seq;
 			c->snd_wl2 = ack;
 			c->out_pending = true;	/* the window may have opened */
@@ -728,8 +921,8 @@ void tcp_input(uint32_t src, uint32_t dst, const uint8_t *seg, size_t len)
 	}
 	if (!c) {
 		listen_input(src, dst, sport, dport, seq, ack, flags, wnd,
-			     seg + TCP_HLEN, hlen - TCP_HLEN,
-			     len - hlen + !!(flags & TH_SYN) + !!(flags & TH_FIN));
+			     seg + TCP_HLEN, hlen - TCP_HLEN, seg + hlen,
+			     len - hlen);
 		return;
 	}
 	conn_input(c, seq, ack, flags, wnd, seg + hlen, len - hlen);
@@ -804,9 +997,20 @@ void tcp_timer(uint64_t now)
 				free_conn(c, false);
 			continue;
 		}
-		if (c->state == TCP_FIN_WAIT_2 && !c->ops &&
+		if (c->state == TCP_FIN_WAIT_2 &&
 		    now - c->last_rx > TCP_FIN_WAIT2_MS) {
-			free_conn(c, false);
+			tcp_stats.idle_aborts++;
+			free_conn(c, true);
+			continue;
+		}
+		if (now - c->last_rx > TCP_IDLE_MS) {
+			/* Nothing acceptable heard for minutes, whatever the
+			 * state (retransmissions bound only what we send). */
+			tcp_stats.idle_aborts++;
+			if (c->state != TCP_SYN_RCVD)
+				xmit(c->rip, c->lport, c->rport, c->snd_nxt,
+				     c->rcv_nxt, TH_RST | TH_ACK, 0, 0, NULL, 0, 0);
+			free_conn(c, c->state != TCP_SYN_RCVD);
 			continue;
 		}
 		if (c->rtx_at && now >= c->rtx_at) {

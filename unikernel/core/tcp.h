@@ -5,7 +5,11 @@
  * dropped and re-ACKed), MSS option, retransmission with RTO (RFC 6298)
  * and exponential backoff, FIN both ways, RST, TIME-WAIT, window
  * advertisement from the app's free space and respect of the peer's
- * window, RFC 5961 checks against blind RST/SYN. No window scaling,
+ * window, RFC 5961 checks against blind RST/SYN/data, RFC 6528 ISNs.
+ * Resources: at most TCP_PER_SOURCE connections per remote address and
+ * TCP_HALF_OPEN_MAX half-open ones (further SYNs get a SYN cookie and no
+ * state); a full table recycles TIME-WAIT, then the least recently heard
+ * connection of the address holding most; every state times out. No window scaling,
  * SACK or timestamps; no congestion control beyond the peer's window
  * (the stack serves a LAN).
  *
@@ -35,6 +39,17 @@
 #define TCP_SYN_RETRIES 4	/* SYN-ACK retransmissions */
 #define TCP_TIME_WAIT_MS 10000	/* short 2*MSL: one LAN, no stale segments */
 #define TCP_FIN_WAIT2_MS 30000
+#define TCP_IDLE_MS 300000	/* nothing heard for this long: abort, any state */
+#ifndef TCP_PER_SOURCE
+/* Connections per remote address: one client (or a NAT full of them) may
+ * use most of the table, never all of it; under pressure the biggest
+ * holder's least recently heard connection is recycled first. */
+#define TCP_PER_SOURCE (TCP_MAX_CONN * 7 / 8)
+#endif
+#define TCP_HALF_OPEN_MAX (TCP_MAX_CONN / 4)	/* more SYNs: answered with cookies */
+#define TCP_COOKIE_SLOT_MS 64000	/* a SYN cookie is valid 64-128 s */
+#define TCP_CHALLENGE_PER_S 10	/* RFC 5961 7 rate limit */
+#define TCP_COOKIE_WND 2048	/* window offered by a cookie SYN-ACK */
 
 enum tcp_state {
 	TCP_CLOSED = 0,
@@ -76,6 +91,7 @@ struct tcp_conn {
 
 	/* send side (RFC 9293 names) */
 	uint32_t iss, snd_una, snd_nxt, snd_max, snd_wnd, snd_wl1, snd_wl2;
+	uint32_t max_snd_wnd;		/* largest window the peer offered (RFC 5961 5.2) */
 	uint16_t mss;			/* effective segment size */
 	bool fin_queued, fin_sent;
 	uint8_t sndbuf[TCP_SNDBUF];	/* ring; byte at sb_head is snd_una */
@@ -99,7 +115,8 @@ struct tcp_conn {
 struct tcp_stats {
 	uint32_t in_segs, out_segs, bad_csum, bad_seg, rst_sent, rst_rcvd;
 	uint32_t retrans, ooo_dropped, out_of_window, accepts, aborts;
-	uint32_t table_full;
+	uint32_t table_full, recycled, cookies_sent, cookies_ok, idle_aborts;
+	uint32_t per_source_refused, challenge_acks, challenge_limited;
 };
 extern struct tcp_stats tcp_stats;
 

@@ -29,6 +29,7 @@
 #include <unistd.h>
 
 #include "../core/app.h"
+#include "../core/csprng.h"
 #include "../core/platform.h"
 
 static int tap_fd = -1;
@@ -95,19 +96,30 @@ void plat_mac(uint8_t out[6])
 	memcpy(out, mac, 6);
 }
 
+/* The kernel's getrandom() seeds core/csprng.c once; plat_random is its
+ * output (the same generator as on Xen, see xen/entropy.c). */
 void plat_random(void *buf, size_t n)
 {
-	uint8_t *p = buf;
-	while (n > 0) {
-		ssize_t r = getrandom(p, n, 0);
-		if (r <= 0) {
-			if (r < 0 && errno == EINTR)
-				continue;
-			abort();
+	static bool seeded;
+
+	if (!seeded) {
+		uint8_t seed[32], *p = seed;
+		size_t left = sizeof(seed);
+		while (left > 0) {
+			ssize_t r = getrandom(p, left, 0);
+			if (r <= 0) {
+				if (r < 0 && errno == EINTR)
+					continue;
+				abort();
+			}
+			p += r;
+			left -= (size_t)r;
 		}
-		p += r;
-		n -= (size_t)r;
+		csprng_seed(seed, sizeof(seed));
+		memset(seed, 0, sizeof(seed));
+		seeded = true;
 	}
+	csprng_bytes(buf, n);
 }
 
 bool plat_stopping(void)

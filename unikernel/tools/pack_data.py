@@ -91,6 +91,16 @@ def hash_password(password: bytes, iterations: int, salt: bytes | None = None) -
     return struct.pack(">I", iterations) + salt + dk
 
 
+def _inside(p: Path, data_dir: Path) -> Path:
+    """A data file must stay in its directory: a symlink that leads out of it (to a key, to
+    /etc/shadow) would be baked into the image. Symlinks within the directory are fine."""
+    if not p.resolve().is_relative_to(data_dir.resolve()):
+        raise AppDataError(
+            f"{p} is a symlink to {p.resolve()}, outside the data dir {data_dir}; copy the file into the data dir instead"
+        )
+    return p
+
+
 def auth_entries(data_dir: Path, iterations: int | None = None) -> list[tuple[bytes, bytes, str | None]]:
     if iterations is None:
         iterations = iterations_from_env()
@@ -99,7 +109,7 @@ def auth_entries(data_dir: Path, iterations: int | None = None) -> list[tuple[by
         raise AppDataError(f"{users} is missing: the auth data dir needs users/<name> files holding passwords")
     entries = []
     for f in sorted(users.iterdir()):
-        if f.name.startswith(".") or not f.is_file():
+        if f.name.startswith(".") or not _inside(f, data_dir).is_file():
             continue
         if not USER_RE.match(f.name):
             raise AppDataError(f"user file {f}: name must match [A-Za-z0-9._-]{{1,64}}; rename it")
@@ -130,11 +140,12 @@ def www_entries(data_dir: Path) -> list[tuple[bytes, bytes, str | None]]:
     entries = []
     total = 0
     for root, dirs, files in os.walk(data_dir):
-        dirs[:] = sorted(d for d in dirs if not d.startswith("."))
+        # os.walk does not descend into symlinked directories; they must still not lead out
+        dirs[:] = sorted(d for d in dirs if not d.startswith(".") and _inside(Path(root) / d, data_dir))
         for name in sorted(files):
             if name.startswith("."):
                 continue
-            p = Path(root) / name
+            p = _inside(Path(root) / name, data_dir)
             if not p.is_file():
                 continue
             rel = p.relative_to(data_dir).as_posix()

@@ -1,7 +1,7 @@
 /*
  * vchan-client - talk to a vchan server (the bundled echo unikernel) from
  * dom0 through Xen's own libxenvchan: the interoperability test of our
- * server (mirage_env/unikernel/xen/vchan.c).
+ * server (unikernel/xen/vchan.c).
  *
  *   vchan-client DOMID PATH                 stdin lines -> server, replies -> stdout
  *   vchan-client --send TEXT DOMID PATH     one line, print the one reply line

@@ -1,6 +1,6 @@
 /*
  * setup.c - start of day in C, and the platform interface (core/platform.h)
- * that is not networking: clock, console, randomness, stop flag, network
+ * that is not networking: clock, console, stop flag (randomness: entropy.c), network
  * configuration from the command line, exit.
  *
  *   boot.S _start -> start_kernel(start_info) -> app_main() -> plat_exit(0)
@@ -25,7 +25,6 @@ static uint8_t shared_info_page[PAGE_SIZE] __attribute__((aligned(4096)));
 
 static struct plat_netcfg netcfg = { .dhcp = true };
 static bool stop_flag;
-static uint64_t rng_state;
 
 void xen_crash(const char *why)
 {
@@ -78,21 +77,6 @@ void plat_console_write(const char *s, size_t n)
 void plat_mac(uint8_t mac[6])
 {
 	netfront_mac(mac);
-}
-
-/* splitmix64 over a seed of TSC, Xen time and wall clock: fine for TCP
- * initial sequence numbers and DHCP xids, not for keys. */
-void plat_random(void *buf, size_t n)
-{
-	uint8_t *p = buf;
-	while (n > 0) {
-		uint64_t z = (rng_state += 0x9e3779b97f4a7c15ULL);
-		z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ULL;
-		z = (z ^ (z >> 27)) * 0x94d049bb133111ebULL;
-		z ^= z >> 31;
-		for (int i = 0; i < 8 && n > 0; i++, n--)
-			*p++ = (uint8_t)(z >> (8 * i));
-	}
 }
 
 /* The toolstack asks for shutdown by writing control/shutdown
@@ -222,12 +206,6 @@ __attribute__((noreturn, used)) void start_kernel(start_info_t *si)
 	xs_init();
 	if (gnttab_init() < 0)
 		xen_crash("no grant table");
-	{
-		uint64_t t = xen_time_ns();
-		uint32_t lo, hi;
-		__asm__ __volatile__("rdtsc" : "=a"(lo), "=d"(hi));
-		rng_state = t ^ ((uint64_t)hi << 32 | lo) ^ xen_wallclock_s() << 20;
-	}
 	parse_cmdline((const char *)start_info.cmd_line);
 
 	printk("mirage-env unikernel: app %s, xen platform, %lu pages (%lu free), domain %s\n",
