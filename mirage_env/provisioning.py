@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import importlib.util
 import os
 import shlex
 import shutil
@@ -37,6 +38,27 @@ class ProvisionResult:
     host_failures: dict[str, list[str]] = field(default_factory=dict)  # host → "TASK: MESSAGE"
     log: Path | None = None
     per_host: dict[str, dict] = field(default_factory=dict)  # name → ok/changed/failed/unreachable
+    # one record per task and host, in run order: task, role, host, seconds, changed, status
+    tasks: list[dict] = field(default_factory=list)
+
+
+# the events that end one task on one host (a loop's items are inside its task's event)
+_TASK_RESULTS = {"runner_on_ok": "ok", "runner_on_failed": "failed", "runner_on_skipped": "skipped",
+                 "runner_on_unreachable": "unreachable"}
+
+
+def task_record(kind: str, data: dict) -> dict:
+    """A task's timing on one host, as ansible-runner's event measured it (from the task's start on
+    that host to its result, so SSH and the remote Python are included)."""
+    result = data.get("res") if isinstance(data.get("res"), dict) else {}
+    try:
+        seconds = round(float(data.get("duration") or 0), 2)
+    except (TypeError, ValueError):
+        seconds = 0.0
+    return {"task": data.get("task") or "?", "role": data.get("role") or "play",
+            "host": data.get("host"), "seconds": seconds,
+            "changed": bool(result.get("changed")) if kind == "runner_on_ok" else False,
+            "status": "changed" if kind == "runner_on_ok" and result.get("changed") else _TASK_RESULTS[kind]}
 
 
 def write_inventory(state: StateDir, hosts: list) -> Path:
@@ -72,6 +94,7 @@ def run_playbook(state: StateDir, inventory: Path, playbook: str, extravars: dic
     role_seconds: dict[str, float] = {}
     task_seconds: dict[str, float] = {}
     failures: list[str] = []
+    tasks: list[dict] = []
     host_failures: dict[str, list[str]] = {}
     unreachable: list[tuple[str, str]] = []  # (host, message): kept only if the host ends up unreachable
     current = {"task": None, "role": None, "start": time.monotonic()}
@@ -86,6 +109,8 @@ def run_playbook(state: StateDir, inventory: Path, playbook: str, extravars: dic
     def on_event(event: dict) -> bool:
         data = event.get("event_data", {})
         kind = event.get("event")
+        if kind in _TASK_RESULTS:
+            tasks.append(task_record(kind, data))
         if kind in ("playbook_on_task_start", "playbook_on_handler_task_start"):
             close_task()
             role = data.get("role") or "play"
@@ -163,7 +188,21 @@ def run_playbook(state: StateDir, inventory: Path, playbook: str, extravars: dic
         host_failures=host_failures,
         log=log,
         per_host=per_host,
+        tasks=tasks,
     )
+
+
+def strategy_env() -> dict[str, str]:
+    """Mitogen's strategy when it is installed (pip install mitogen): one Python stays up in the
+    guest for the whole run instead of a fresh one per task (3-15 s each under emulation).
+    MIRAGE_ENV_MITOGEN=off keeps Ansible's own linear strategy."""
+    if os.environ.get("MIRAGE_ENV_MITOGEN", "auto").lower() in ("off", "0", "false", "no"):
+        return {}
+    spec = importlib.util.find_spec("ansible_mitogen")
+    if spec is None or spec.origin is None:
+        return {}
+    plugins = Path(spec.origin).parent / "plugins" / "strategy"
+    return {"ANSIBLE_STRATEGY_PLUGINS": str(plugins), "ANSIBLE_STRATEGY": "mitogen_linear"}
 
 
 def _run(ansible_runner, private: Path, guard: Path, playbook_command: list[str], inventory: Path,
@@ -183,6 +222,7 @@ def _run(ansible_runner, private: Path, guard: Path, playbook_command: list[str]
             # on: otherwise Ansible puts StrictHostKeyChecking=no before the inventory's accept-new, and
             # ssh takes the first value: a host whose key changed must be refused, not trusted
             "ANSIBLE_HOST_KEY_CHECKING": "True",
+            **strategy_env(),
         },
         event_handler=on_event,
         quiet=True,

@@ -46,6 +46,7 @@ class Report:
     checks: list[CheckRecord] = field(default_factory=list)
     measurements: dict = field(default_factory=dict)
     hosts: dict = field(default_factory=dict)  # per-host results of a lab (ssh provider)
+    tasks: list = field(default_factory=list)  # per-task timings of the playbook runs (provisioning)
     _status = None
     _last_plain: float = 0.0
     _started: float = field(default_factory=time.monotonic)
@@ -119,6 +120,7 @@ class Report:
             "checks": [c.as_dict() for c in self.checks],
             "measurements": self.measurements,
             "hosts": self.hosts,
+            "tasks": self.tasks,
             "log": str(log) if log else None,
         }
 

@@ -1,17 +1,17 @@
 """Talk to the bundled ``echo`` unikernel over vchan from the dom0, through Xen's real libxenvchan.
 
-The dom0 side is a small C helper, ``unikernel/tools/vchan_client.c``, compiled on the
-dom0 against Debian's ``libxen-dev`` (``-lxenvchan -lxenctrl``) the first time it is needed and
-kept under ``REMOTE_DIR`` with the source's hash in its name (a changed source is rebuilt). The
-helper runs as root (it maps grants and binds event channels).
+The dom0 side is a small C helper, ``unikernel/tools/vchan_client.c``, linked against Xen's
+``libxenvchan`` (``-lxenvchan -lxenctrl``) the first time it is needed and kept under
+``REMOTE_DIR`` with the source's hash in its name (a changed source is rebuilt). It is compiled on
+this machine and copied when the dom0 has the same libxen sonames, else compiled on the dom0
+(see ``ensure_client``). The helper runs as root (it maps grants and binds event channels).
 
     vchan_send(ssh, "vchan-echo", "hello from dom0")  -> "HELLO FROM DOM0"
     vchan_bench(ssh, "vchan-echo", 1 << 20)           -> {"throughput_mb_s": ..., "rtt_median_us": ...}
     client_command(ssh, "vchan-echo")                 -> "sudo /var/lib/.../vchan-client-... 7 /local/domain/7/data/vchan"
                                                          (for an interactive session: ssh -t HOST CMD)
 
-``ssh`` is a connected ``paramiko.SSHClient`` (``mirage_env.sshclient.connect``). The dom0 needs
-gcc, libc6-dev and libxen-dev. The server's xenstore directory defaults to
+``ssh`` is a connected ``paramiko.SSHClient`` (``mirage_env.sshclient.connect``). The server's xenstore directory defaults to
 ``/local/domain/<domid>/data/vchan`` (the echo kernel's default; ``vchan=PATH`` on its command line
 changes it there, ``path=`` here).
 """
@@ -22,6 +22,9 @@ import base64
 import hashlib
 import re
 import shlex
+import shutil
+import subprocess
+import tempfile
 from pathlib import Path
 
 from .dom0.names import name_problem
@@ -67,30 +70,93 @@ def remote_client_path() -> str:
     return f"{REMOTE_DIR}/vchan-client-{tag}"
 
 
-def ensure_client(ssh, prebuilt: Path | None = None, timeout: float = 300) -> str:
+# Installed on the dom0 only when the helper must be compiled there (the unikernel role no longer
+# installs a compiler: the image is built on the controller).
+DOM0_BUILD_PACKAGES = "gcc libc6-dev libxen-dev"
+_LOADER_ERRORS = ("error while loading shared libraries", "not found (required by", "cannot execute")
+
+
+def build_here(out_dir: Path) -> Path | None:
+    """The helper compiled on this machine (gcc + libxen-dev here), or None when it cannot be."""
+    if shutil.which("gcc") is None or not Path("/usr/include/libxenvchan.h").exists():
+        return None
+    exe = out_dir / "vchan-client"
+    done = subprocess.run(["gcc", "-O2", "-Wall", "-o", str(exe), str(CLIENT_SRC), "-lxenvchan", "-lxenctrl"],
+                          capture_output=True, text=True)
+    return exe if done.returncode == 0 else None
+
+
+def needed_libraries(binary: Path) -> list[str]:
+    """The shared libraries (sonames) a binary was linked against, from its dynamic section."""
+    done = subprocess.run(["readelf", "-d", str(binary)], capture_output=True, text=True)
+    return re.findall(r"\(NEEDED\)\s+Shared library: \[([^\]]+)\]", done.stdout)
+
+
+def _dom0_has_libraries(ssh, sonames: list[str]) -> bool:
+    # a soname names its Xen release (libxenvchan.so.4.17): the same soname is the same ABI
+    wanted = [n for n in sonames if n.startswith("libxen")]
+    if not wanted:
+        return False
+    # `ldconfig -p` lines: "<TAB>libxenvchan.so.4.17 (libc6,x86-64) => /lib/..."
+    test = " && ".join(f"/sbin/ldconfig -p | awk '{{print $1}}' | grep -qxF {shlex.quote(n)}" for n in wanted)
+    rc, _ = _run(ssh, test, timeout=60)
+    return rc == 0
+
+
+def _upload(ssh, binary: Path, exe: str) -> None:
+    tmp = f"/tmp/vchan-client-upload-{exe.rsplit('-', 1)[1]}"
+    sftp = ssh.open_sftp()
+    try:
+        sftp.put(str(binary), tmp)
+    finally:
+        sftp.close()
+    # run it once before installing: a dom0 whose C library is older than this machine's says so here
+    rc, out = _run(ssh, f"chmod 0755 {tmp} && {tmp} 2>&1; true", timeout=60)
+    if any(e in out for e in _LOADER_ERRORS):
+        _run(ssh, f"rm -f {tmp}", timeout=60)
+        raise VchanError(f"the helper built on this machine does not run on the dom0: {out.strip()}")
+    rc, out = _run(ssh, f"sudo mkdir -p {REMOTE_DIR} && sudo install -m 0755 {tmp} {exe}; rm -f {tmp}",
+                   timeout=60)
+    if rc != 0:
+        raise VchanError(f"installing {binary} as {exe} on the dom0 failed: {out.strip()}")
+
+
+def ensure_client(ssh, prebuilt: Path | None = None, timeout: float = 900) -> str:
     """Make sure the helper for this source version is on the dom0; its path there.
 
-    Compiled on the dom0 (gcc, libc6-dev, libxen-dev), unless ``prebuilt`` gives a binary built
-    elsewhere from the same source against the same libxen-dev (e.g. on the host: ``gcc -O2 -o
-    vchan-client vchan_client.c -lxenvchan -lxenctrl``), which is then uploaded instead."""
-    src = CLIENT_SRC.read_bytes()
+    In order: ``prebuilt`` (a binary built elsewhere from the same source) is uploaded; else it is
+    compiled on this machine and uploaded when the dom0 has the same libxen sonames (the same Xen
+    release, so the same ABI: seconds instead of installing a compiler into an emulated dom0);
+    else it is compiled on the dom0, installing gcc, libc6-dev and libxen-dev there first if missing."""
     exe = remote_client_path()
     rc, _ = _run(ssh, f"test -x {exe}", timeout=60)
     if rc == 0:
         return exe
     if prebuilt is not None:
-        tmp = f"/tmp/vchan-client-upload-{exe.rsplit('-', 1)[1]}"
-        sftp = ssh.open_sftp()
-        try:
-            sftp.put(str(prebuilt), tmp)
-        finally:
-            sftp.close()
-        rc, out = _run(ssh, f"sudo mkdir -p {REMOTE_DIR} && sudo install -m 0755 {tmp} {exe}; rm -f {tmp}",
-                       timeout=60)
-        if rc != 0:
-            raise VchanError(f"installing {prebuilt} as {exe} on the dom0 failed: {out.strip()}")
+        _upload(ssh, prebuilt, exe)
         return exe
-    payload = base64.b64encode(src).decode()
+    with tempfile.TemporaryDirectory(prefix="mirage-env-vchan-") as tmp:
+        built = build_here(Path(tmp))
+        if built is not None and _dom0_has_libraries(ssh, needed_libraries(built)):
+            try:
+                _upload(ssh, built, exe)
+                return exe
+            except VchanError:
+                pass  # e.g. an older C library on the dom0: compile it there instead
+    _compile_on_dom0(ssh, exe, timeout)
+    return exe
+
+
+def _compile_on_dom0(ssh, exe: str, timeout: float) -> None:
+    tools = ("command -v gcc >/dev/null && test -e /usr/include/libxenvchan.h || "
+             f"{{ sudo DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends {DOM0_BUILD_PACKAGES} "
+             f"|| {{ sudo apt-get update -q && sudo DEBIAN_FRONTEND=noninteractive apt-get install -y -q "
+             f"--no-install-recommends {DOM0_BUILD_PACKAGES}; }}; }}")
+    rc, out = _run(ssh, f"sh -c {shlex.quote(tools)}", timeout=timeout)
+    if rc != 0:
+        raise VchanError(f"installing {DOM0_BUILD_PACKAGES} on the dom0 (to build the vchan helper there) "
+                         f"failed:\n{out.strip()[-2000:]}")
+    payload = base64.b64encode(CLIENT_SRC.read_bytes()).decode()
     script = (
         f"set -e; sudo mkdir -p {REMOTE_DIR}; t=$(mktemp -d); trap 'rm -rf $t' EXIT; "
         f"echo {payload} | base64 -d > $t/vchan_client.c; "
@@ -99,11 +165,7 @@ def ensure_client(ssh, prebuilt: Path | None = None, timeout: float = 300) -> st
     )
     rc, out = _run(ssh, f"sh -c {shlex.quote(script)}", timeout=timeout)
     if rc != 0:
-        hint = ""
-        if "No such file" in out and (".h" in out):
-            hint = " (install gcc, libc6-dev and libxen-dev on the dom0)"
-        raise VchanError(f"building vchan-client on the dom0 failed{hint}:\n{out.strip()}")
-    return exe
+        raise VchanError(f"building vchan-client on the dom0 failed:\n{out.strip()}")
 
 
 def _path_for(domid: int, path: str | None) -> str:

@@ -82,13 +82,17 @@ class Environment:
             self._provision_toolchain(report)
         hosts = self.provider.hosts()
         started = time.monotonic()
+        if any(h.settings.unikernel.enabled for h in hosts):
+            hosts = self._with_unikernel_images(report, hosts)
         with report.stage("provision" if len(hosts) == 1 else f"provision {len(hosts)} hosts in parallel"):
             extravars = {}
             if any(h.settings.unikernel.enabled for h in hosts):
-                from .sources import pack_unikernel_sources
+                if any("unikernel_image" not in h.vars for h in hosts if h.settings.unikernel.enabled):
+                    from .sources import pack_unikernel_sources
 
-                extravars["unikernel_source_archive"] = str(pack_unikernel_sources(self.state))
+                    extravars["unikernel_source_archive"] = str(pack_unikernel_sources(self.state))
             result = self._run(report, hosts, "site.yml", extravars)
+            report.tasks += result.tasks
             for role, seconds in result.role_seconds.items():
                 report.measure(f"provision.{role}_s", seconds)
             reboot = [s for t, s in result.task_seconds.items() if t.endswith("Reboot into Xen") and s > 1]
@@ -102,6 +106,27 @@ class Environment:
                 why = "; ".join(result.failures) or f"ansible-playbook exited with {result.rc}"
                 raise StageFailed(f"provisioning failed: {why} (log: {result.log})")
             report.info(f"provisioned: changed={result.changed} failed={result.failed}")
+
+    def _with_unikernel_images(self, report: Report, hosts: list[Host]) -> list[Host]:
+        """The hosts, each given the Xen image of its app built here (the role copies it); as they
+        are when this machine cannot build (the role then builds on the dom0)."""
+        from dataclasses import replace
+
+        from .bundled import BuildError
+        from .unikernel_images import build_images, missing_tools
+
+        missing = missing_tools()
+        if missing:
+            report.info(f"the unikernel is built on the dom0: {', '.join(missing)} missing here")
+            return hosts
+        apps = {h.settings.unikernel.app for h in hosts if h.settings.unikernel.enabled}
+        with report.stage("unikernel image"):
+            try:
+                images = build_images(self.state, apps)
+            except BuildError as exc:
+                raise StageFailed(f"building the unikernel here failed: {exc}") from exc
+        return [replace(h, vars={**h.vars, "unikernel_image": str(images[h.settings.unikernel.app])})
+                if h.settings.unikernel.enabled else h for h in hosts]
 
     @staticmethod
     def _record_hosts(report: Report, hosts: list[Host], result, seconds: float) -> None:
@@ -117,6 +142,7 @@ class Environment:
     def _provision_toolchain(self, report: Report) -> None:
         with report.stage("toolchain"):
             result = self._run(report, self.provider.hosts(), "mirage_toolchain.yml", {})
+            report.tasks += result.tasks
             report.measure("toolchain.changed", result.changed)
             if not result.ok:
                 why = "; ".join(result.failures) or f"ansible-playbook exited with {result.rc}"

@@ -4,17 +4,125 @@ The built-in machine's user-mode NIC runs with `restrict=on`: the guest reaches 
 apt inside the guest talks to 10.0.2.100:3142; QEMU runs this program for each such connection
 with the connection on stdin/stdout. It forwards plain-HTTP requests to the allowed archive hosts
 only, and refuses everything else (CONNECT, other hosts). It logs to a file: stdio is the guest.
+
+With --cache DIR it keeps what never changes under its name: package files (`pool/…/*.deb`) and
+index files fetched by hash (`…/by-hash/SHA256/<hash>`, checked against the hash). A second
+environment, or a re-run, then gets them from DIR without going out. Only whole `200` answers with
+a Content-Length to plain GETs are stored, written to a temporary file and renamed into place once
+complete (concurrent connections are separate processes); the least recently used files go when
+the cache passes --cache-max-mb. Release/InRelease/Packages by name always go to the archive.
 """
 
 from __future__ import annotations
 
 import argparse
+import hashlib
+import os
+import re
 import socket
 import sys
+import tempfile
 import time
-from urllib.parse import urlsplit
+from pathlib import Path
+from urllib.parse import unquote, urlsplit
 
 MAX_HEAD = 64 * 1024
+MAX_CACHED_FILE = 512 * 1024 * 1024  # larger answers are relayed, never stored
+_SAFE_PATH = re.compile(r"^/[A-Za-z0-9._~+/-]+$")
+_BY_HASH = re.compile(r"/by-hash/SHA256/([0-9a-f]{64})$")
+
+
+class Cache:
+    """Immutable archive files on disk, named by host and path, bounded in total size."""
+
+    def __init__(self, root: Path, max_bytes: int):
+        self.root, self.max_bytes = Path(root), max_bytes
+
+    def path_for(self, host: str, port: int, path: str) -> Path | None:
+        """Where a cacheable file lives; None for anything that may change (or a strange path)."""
+        path = unquote(path)
+        if not _SAFE_PATH.match(path) or any(part in ("", ".", "..") for part in path.split("/")[1:]):
+            return None
+        if not (path.endswith((".deb", ".udeb")) and "/pool/" in path) and not _BY_HASH.search(path):
+            return None
+        return self.root / f"{host}_{port}" / path.lstrip("/")
+
+    def get(self, file: Path):
+        try:
+            handle = open(file, "rb")
+        except OSError:
+            return None
+        os.utime(file)  # recently used: evicted last
+        return handle
+
+    def store(self, file: Path, chunks, size: int, log) -> bool:
+        """Write the body (an iterator of bytes, always consumed: the client gets it whatever
+        happens here) to `file` atomically; False when it was not whole, does not match its by-hash
+        name, or could not be written (nothing is kept then)."""
+        digest, written, out, tmp = hashlib.sha256(), 0, None, None
+        try:
+            file.parent.mkdir(parents=True, exist_ok=True)
+            fd, tmp = tempfile.mkstemp(dir=file.parent, prefix=".part-")
+            out = os.fdopen(fd, "wb")
+        except OSError as exc:
+            log.write(f"{time.strftime('%F %T')} not cached ({exc}): {file}\n")
+        for chunk in chunks:
+            digest.update(chunk)
+            written += len(chunk)
+            if out is not None:
+                try:
+                    out.write(chunk)
+                except OSError as exc:  # e.g. a full disk: the download goes on, uncached
+                    log.write(f"{time.strftime('%F %T')} not cached ({exc}): {file}\n")
+                    out = self._discard(out, tmp)
+        if out is None:
+            return False
+        expected = _BY_HASH.search(str(file))
+        if written != size or (expected and digest.hexdigest() != expected.group(1)):
+            log.write(f"{time.strftime('%F %T')} not cached (incomplete or wrong hash): {file}\n")
+            self._discard(out, tmp)
+            return False
+        try:
+            out.close()
+            os.replace(tmp, file)
+        except OSError:
+            self._discard(out, tmp)
+            return False
+        self.evict()
+        return True
+
+    @staticmethod
+    def _discard(out, tmp) -> None:
+        with _quiet():
+            out.close()
+        with _quiet():
+            os.unlink(tmp)
+        return None
+
+    def evict(self) -> None:
+        files = []
+        for f in self.root.rglob("*"):
+            with _quiet():
+                st = f.stat()
+                if f.is_file() and not f.name.startswith(".part-"):
+                    files.append((st.st_mtime, st.st_size, f))
+        total = sum(size for _, size, _ in files)
+        for _, size, f in sorted(files, key=lambda x: x[0]):
+            if total <= self.max_bytes:
+                break
+            with _quiet():
+                f.unlink()
+            total -= size
+
+
+class _quiet:
+    """Ignore a file that another connection removed or replaced meanwhile."""
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, kind, value, tb):
+        return kind is not None and issubclass(kind, OSError)
 
 
 def read_head(stream) -> bytes | None:
@@ -76,7 +184,38 @@ def refuse(client, code: int, reason: str) -> None:
     client.flush()
 
 
-def serve(client_in, client_out, allowed: set[str], log) -> None:
+def serve_cached(client_out, handle, log, target: str) -> None:
+    size = os.fstat(handle.fileno()).st_size
+    client_out.write(f"HTTP/1.1 200 OK\r\nContent-Length: {size}\r\nContent-Type: application/octet-stream\r\n"
+                     "Connection: keep-alive\r\n\r\n".encode())
+    with handle:
+        while chunk := handle.read(65536):
+            client_out.write(chunk)
+    client_out.flush()
+    log.write(f"{time.strftime('%F %T')} cached GET {target}\n")
+    log.flush()
+
+
+def relay_and_store(upstream, client, size: int, cache: Cache, file: Path, log) -> bool:
+    """Copy a Content-Length body to the client and into the cache at once."""
+    state = {"whole": True}
+
+    def chunks():
+        remaining = size
+        while remaining:
+            chunk = upstream.read(min(remaining, 65536))
+            if not chunk:
+                state["whole"] = False
+                return
+            client.write(chunk)
+            remaining -= len(chunk)
+            yield chunk
+
+    cache.store(file, chunks(), size, log)
+    return state["whole"]
+
+
+def serve(client_in, client_out, allowed: set[str], log, cache: Cache | None = None) -> None:
     upstreams: dict[str, tuple] = {}
     while True:
         head = read_head(client_in)
@@ -95,10 +234,16 @@ def serve(client_in, client_out, allowed: set[str], log) -> None:
             log.flush()
             refuse(client_out, 403, "Forbidden by mirage-env apt proxy")
             return
+        path = url.path or "/"
+        cached = cache.path_for(host, port, path) if cache and method == "GET" and not url.query else None
+        if cached is not None and any(h.lower().startswith((b"range:", b"if-range:")) for h in header_lines):
+            cached = None  # a partial download resumed: relayed as asked, never stored
+        if cached is not None and (handle := cache.get(cached)) is not None:
+            serve_cached(client_out, handle, log, target)
+            continue
         log.write(f"{time.strftime('%F %T')} {method} {target}\n")
         log.flush()
         headers = [h for h in header_lines if not h.lower().startswith((b"proxy-", b"connection:"))]
-        path = url.path or "/"
         if url.query:
             path += "?" + url.query
         request = (f"{method} {path} {version}\r\n".encode() + b"\r\n".join(headers)
@@ -116,7 +261,13 @@ def serve(client_in, client_out, allowed: set[str], log) -> None:
         client_out.write(status_head)
         status_line, *resp_lines = status_head.rstrip(b"\r\n").split(b"\r\n")
         status = int(status_line.split(b" ")[1])
-        keep = relay_body(upstream, client_out, parse_headers(resp_lines), method, status)
+        response = parse_headers(resp_lines)
+        size = int(response["content-length"]) if response.get("content-length", "").isdigit() else -1
+        if (cached is not None and status == 200 and 0 <= size <= MAX_CACHED_FILE
+                and "chunked" not in response.get("transfer-encoding", "").lower()):
+            keep = relay_and_store(upstream, client_out, size, cache, cached, log)
+        else:
+            keep = relay_body(upstream, client_out, response, method, status)
         client_out.flush()
         if not keep:
             return
@@ -126,11 +277,14 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--allow", required=True, help="archive host names, separated by '+' or ','")
     parser.add_argument("--log", required=True)
+    parser.add_argument("--cache", help="directory for package files and by-hash index files")
+    parser.add_argument("--cache-max-mb", type=int, default=4096, help="bound of the cache (default 4096)")
     args = parser.parse_args(argv)
+    cache = Cache(Path(args.cache), args.cache_max_mb * 1024 * 1024) if args.cache else None
     allowed = {h.strip().lower() for h in args.allow.replace("+", ",").split(",") if h.strip()}
     with open(args.log, "a", encoding="utf-8") as log:
         try:
-            serve(sys.stdin.buffer, sys.stdout.buffer, allowed, log)
+            serve(sys.stdin.buffer, sys.stdout.buffer, allowed, log, cache)
         except (OSError, ValueError) as exc:
             log.write(f"{time.strftime('%F %T')} connection ended: {exc}\n")
     return 0

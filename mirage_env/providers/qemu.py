@@ -24,7 +24,7 @@ from ..sshclient import SshTarget, connect, run, wait_for_ssh
 from ..hostcaps import QEMU, kvm_usable
 from ..state import StateDir
 from .base import Provider, ProviderError
-from .image import ImageRecipe, ensure_base_image
+from .image import ImageRecipe, cache_root, ensure_base_image
 from .netns import HostOnlyNetwork, LanPort
 
 APT_PROXY_GUEST = "10.0.2.100:3142"
@@ -167,8 +167,10 @@ class QemuProvider(Provider):
         m, sid = self.settings.machine, self.state.short_id
         cpu = ["-accel", "kvm", "-cpu", "host"] if accel == "kvm" else ["-accel", "tcg", "-cpu", "qemu64,+svm,+npt"]
         archive_hosts = sorted({urlsplit(u).hostname for u in (m.mirror, m.security_mirror)})
+        # package files land in the image cache too: a second environment or a re-run downloads none again
+        apt_cache = (self.image_cache or cache_root()) / "apt"
         proxy = (f"{sys.executable} -m mirage_env.providers.aptproxy --allow {'+'.join(archive_hosts)} "
-                 f"--log {self.state.logs / 'apt-proxy.log'}")
+                 f"--log {self.state.logs / 'apt-proxy.log'} --cache {apt_cache}")
         hostonly_mac = "52:54:00:" + ":".join(sid[i:i + 2] for i in (0, 2, 4))
         return [
             QEMU, "-name", f"mirage-env-{self.settings.name}", "-machine", "q35", *cpu,

@@ -41,9 +41,11 @@ def ansible_env() -> jinja2.Environment:
         "quote": lambda v: "'" + str(v).replace("'", "'\"'\"'") + "'",
         "mandatory": lambda v: v,
         "to_json": __import__("json").dumps,
+        "from_json": __import__("json").loads,
         "regex_replace": lambda v, pattern, repl="": re.sub(pattern, repl, str(v)),
     })
-    env.tests.update({"changed": lambda r: bool(r.get("changed")), "failed": lambda r: bool(r.get("failed"))})
+    env.tests.update({"changed": lambda r: bool(r.get("changed")), "failed": lambda r: bool(r.get("failed")),
+                      "skipped": lambda r: bool(r.get("skipped"))})
     return env
 
 

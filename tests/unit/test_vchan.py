@@ -56,3 +56,19 @@ def test_xl_config_carries_kernel_command_line_words():
     for bad in (["a b"], ['x"y'], [""], ["a\nb"]):
         with pytest.raises(XlConfigError):
             render_xl_config("vchan-echo", "/tmp/echo.xen", 4, cmdline=bad)
+
+
+def test_the_helper_built_here_names_the_xen_release_it_needs(tmp_path):
+    """Built with this machine's real gcc and libxen-dev: its libxenvchan soname carries the Xen
+    release, which is what ensure_client compares with the dom0's before copying it there."""
+    import shutil
+    from pathlib import Path
+
+    from tests.support import require
+
+    require(shutil.which("gcc") is not None and Path("/usr/include/libxenvchan.h").exists(),
+            "needs gcc and libxen-dev (apt-get install gcc libxen-dev)")
+    exe = vchan.build_here(tmp_path)
+    assert exe is not None and exe.is_file()
+    sonames = vchan.needed_libraries(exe)
+    assert any(n.startswith("libxenvchan.so.4.") for n in sonames), sonames
