@@ -170,7 +170,9 @@ def choose_type(info: KernelInfo, requested: str | None, dom0_caps: set[str] | N
     if requested == "pvh" and not info.pvh:
         raise KernelError(f"--type pvh: {info.path} has no PVH entry (no XEN_ELFNOTE_PHYS32_ENTRY); it is "
                           "a PV kernel. Fix: drop --type or use --type pv")
-    want = requested or ("pvh" if info.pvh and (hap or not info.pv) else "pv")
+    # A kernel with both entries (the bundled image) boots PV unless asked: PV needs no ACPI
+    # tables (4 MiB suffice) and runs on every dom0; PVH-only kernels (MirageOS 4, Unikraft) boot PVH.
+    want = requested or ("pv" if info.pv else "pvh")
     if want == "pv" and info.elf_class == 32 and dom0_64bit:
         raise KernelError(f"--kernel {info.path}: a 32-bit (ELFCLASS32) PV kernel; this 64-bit dom0 "
                           "runs 64-bit PV guests only (Xen dropped 32-bit PV by default). "

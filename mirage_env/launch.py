@@ -476,7 +476,8 @@ def plan_on(checked: Checked, facts: Dom0Facts) -> tuple[str, int]:
         raise BadInput(f"--name {req.name}: a domain of that name is already running on the dom0. "
                         f"Fix: another --name, or `mirage-env unikernel stop {req.name}` first")
     guest_type = kernels.choose_type(checked.kernel, req.guest_type, facts.virt_caps)
-    memory = req.memory_mb or (4 if req.app else DEFAULT_MEMORY[guest_type])
+    # the bundled apps serve in 4 MiB as PV; as PVH they need libxl's ACPI pages too
+    memory = req.memory_mb or (4 if req.app and guest_type == "pv" else DEFAULT_MEMORY[guest_type])
     check_memory(memory, guest_type, facts.free_memory_mb, req.name)
     return guest_type, memory
 

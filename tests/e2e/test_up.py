@@ -531,8 +531,10 @@ def test_run_your_own_kernel_with_a_disk_published_and_by_name(env, measure, tmp
 
 
 def test_a_pvh_kernel_boots(env, measure, tmp_path):
-    """PVH on the built-in machine (QEMU's +npt gives Xen hap): the bundled image's PVH entry when
-    it has one (then it must answer HTTP through --publish), else a minimal PVH kernel built here
+    """PVH on the built-in machine (QEMU's +npt gives Xen hap). The bundled image has a PVH entry:
+    auth boots as PVH with its users on a FAT image attached as xvdb (a disk-only user gets 200, a
+    wrong password and the compiled-in demo user 401: the users really come from the disk), through
+    --publish on 127.0.0.1. Without a PVH entry: a minimal PVH kernel built here
     (tests/data/pvh_hello.S) that proves it ran: its console line, then a crash shutdown kept by
     on_crash = "preserve"."""
     from mirage_env import bundled, kernels
@@ -543,13 +545,24 @@ def test_a_pvh_kernel_boots(env, measure, tmp_path):
     name = "e2e-pvh"
     try:
         if kernels.inspect(image).pvh:
+            users = tmp_path / "disk-users" / "users"
+            users.mkdir(parents=True)
+            (users / "diskuser").write_text("on-the-disk\n")
             port = free_local_port()
-            url = f"http://127.0.0.1:{port}/login?user=alice&password=wonderland"
-            proc, result, seconds = run_until_200(env, url, "--kernel", str(image), "--name", name, "--type", "pvh",
-                                                  "--publish", f"{port}:8088")
+            base = f"http://127.0.0.1:{port}/login"
+            proc, result, seconds = run_until_200(env, f"{base}?user=diskuser&password=on-the-disk",
+                                                  "--app", "auth", "--type", "pvh", "--name", name,
+                                                  "--disk", str(users.parent), "--publish", f"{port}:8088")
             assert proc.returncode == 0, proc.stderr[-3000:]
-            assert result["type"] == "pvh"
-            measure("PVH: run --kernel → HTTP 200 on 127.0.0.1 s", seconds)
+            assert result["type"] == "pvh" and result["disks"][0]["vdev"] == "xvdb", result
+            measure("PVH: run --app auth --type pvh --disk → HTTP 200 on 127.0.0.1 s", seconds)
+            measure("PVH: xl create → lease s", result.get("create_to_lease_s"))
+            code, body = get_local(f"{base}?user=diskuser&password=on-the-disk")
+            assert (code, body) == (200, "hello diskuser!\n")
+            assert get_local(f"{base}?user=diskuser&password=wrong")[0] == 401
+            assert get_local(f"{base}?user=alice&password=wonderland")[0] == 401  # not on the disk
+            console = env.run("unikernel", "logs", name).stdout
+            assert "PVH" in console and "blkfront" in console, console[-2000:]
             return
         data = Path(__file__).resolve().parents[1] / "data"
         obj, kernel = tmp_path / "pvh_hello.o", tmp_path / "pvh_hello.xen"

@@ -56,12 +56,14 @@ def test_pv_notes_with_guest_os(tmp_path):
         choose_type(info, "pvh", {"pv", "hvm", "hap"})
 
 
-def test_both_entries_pick_pvh_only_where_the_dom0_has_hap(tmp_path):
+def test_both_entries_boot_pv_unless_pvh_is_asked_for(tmp_path):
     info = inspect(build_elf(tmp_path, "both", "xennote 1, .quad _start\nxennote 18, .long _start"))
     assert info.types == ["pvh", "pv"]
-    assert choose_type(info, None, {"pv", "hvm", "hap"}) == "pvh"
+    assert choose_type(info, None, {"pv", "hvm", "hap"}) == "pv"
     assert choose_type(info, None, {"pv", "hvm", "gnttab-v1"}) == "pv"
-    assert choose_type(info, "pv", {"pv", "hvm", "hap"}) == "pv"
+    assert choose_type(info, "pvh", {"pv", "hvm", "hap"}) == "pvh"
+    with pytest.raises(KernelError, match="hap"):
+        choose_type(info, "pvh", {"pv", "hvm", "gnttab-v1"})
 
 
 def test_pvh_kernel_on_a_dom0_without_hap_is_refused_with_the_fix(tmp_path):
