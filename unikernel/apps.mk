@@ -5,10 +5,10 @@ APPS := hello ping auth www echo
 
 # Core subsystems (core/NAME.c) each app links.
 CORE_hello := rt csprng
-CORE_ping := rt csprng netif eth arp ipv4 icmp udp dhcp
-CORE_auth := rt csprng netif eth arp ipv4 icmp udp dhcp tcp http kv sha256 pbkdf2 diskkv fat tar
-CORE_www := rt csprng netif eth arp ipv4 icmp udp dhcp tcp http kv diskkv fat tar
-CORE_echo := rt csprng netif eth arp ipv4 icmp udp dhcp tcp
+CORE_ping := rt csprng netif cksum eth arp ipv4 icmp udp dhcp
+CORE_auth := rt csprng netif cksum eth arp ipv4 icmp udp dhcp tcp http kv sha256 pbkdf2 diskkv fat tar
+CORE_www := rt csprng netif cksum eth arp ipv4 icmp udp dhcp tcp http kv diskkv fat tar
+CORE_echo := rt csprng netif cksum eth arp ipv4 icmp udp dhcp tcp
 
 # Apps that only exist as Xen kernels (echo serves a vchan to dom0).
 XEN_APPS := echo

@@ -15,7 +15,7 @@ from tests.c import cbuild
 from tests.c.cbuild import CORE, UNIKERNEL, compile_c, run_checks
 
 HERE = Path(__file__).resolve().parent
-LOWER = ["rt", "netif", "eth", "arp", "ipv4", "icmp", "udp", "dhcp"]
+LOWER = ["rt", "netif", "cksum", "eth", "arp", "ipv4", "icmp", "udp", "dhcp"]
 FREESTANDING_HEADERS = {"stdint.h", "stddef.h", "stdbool.h", "stdarg.h"}
 
 

@@ -30,7 +30,7 @@ def run(cmd: list[str]) -> subprocess.CompletedProcess:
 
 @pytest.fixture(scope="module")
 def units(tmp_path_factory) -> Path:
-    srcs = [UNITS_C] + [CORE / f"{n}.c" for n in ("tcp", "http", "sha256", "pbkdf2", "kv", "rt", "csprng")]
+    srcs = [UNITS_C] + [CORE / f"{n}.c" for n in ("tcp", "http", "sha256", "pbkdf2", "kv", "rt", "csprng", "cksum")]
     return compile_c(tmp_path_factory.mktemp("units") / "tcp_http_units", srcs)
 
 

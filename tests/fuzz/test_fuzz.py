@@ -25,7 +25,7 @@ HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent.parent
 CORE = ROOT / "unikernel" / "core"
 PLAT_TEST = ROOT / "tests" / "c" / "plat_test.c"
-STACK = ["rt", "csprng", "netif", "eth", "arp", "ipv4", "icmp", "udp", "dhcp", "tcp", "http", "kv", "sha256", "pbkdf2",
+STACK = ["rt", "csprng", "netif", "cksum", "eth", "arp", "ipv4", "icmp", "udp", "dhcp", "tcp", "http", "kv", "sha256", "pbkdf2",
          "diskkv", "fat", "tar"]
 XEN = ROOT / "unikernel" / "xen"
 STACK_FUZZERS = ["net", "tcp", "http", "dhcp", "disk"]

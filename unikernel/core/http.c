@@ -104,17 +104,6 @@ static int next_line(const char *buf, size_t *pos, size_t end,
 	return 0;
 }
 
-static int hexval(char ch)
-{
-	if (ch >= '0' && ch <= '9')
-		return ch - '0';
-	if (ch >= 'a' && ch <= 'f')
-		return ch - 'a' + 10;
-	if (ch >= 'A' && ch <= 'F')
-		return ch - 'A' + 10;
-	return -1;
-}
-
 /* Length of a complete chunked body (RFC 9112 7.1) at p[0..n): chunks,
  * the last (size 0) chunk, trailer fields, blank line. 0 while
  * incomplete, -400 malformed, -413 a chunk larger than max. */
@@ -556,11 +545,6 @@ static void respond_error(struct http_conn *hc, int status)
 	respond(hc, false, 1, &rs);
 }
 
-/* When the last turn took d ms of handler time (PBKDF2...), no turn
- * starts for another d ms: expensive requests get at most half of the CPU,
- * and frames that arrived meanwhile (pings, other clients) go first. */
-static uint64_t turn_gate;
-
 /* Answer the complete requests in the buffer, at most
  * HTTP_REQS_PER_TURN of them (one segment full of pipelined requests must
  * not block the unikernel); on_poll and on_sent resume. */
@@ -570,10 +554,6 @@ static void process(struct http_conn *hc)
 	bool more = false;
 	int budget = HTTP_REQS_PER_TURN;
 
-	if (now < turn_gate) {
-		hc->deferred = true;	/* on_poll comes back */
-		return;
-	}
 	hc->deferred = false;
 	while (hc->tc && !hc->outlen && !hc->close_after) {
 		struct http_req req;
@@ -630,8 +610,6 @@ static void process(struct http_conn *hc)
 		hc->req_start = hc->len ? now : 0;
 		hc->last_active = now;
 	}
-	if (net_now_ms() > now)
-		turn_gate = net_now_ms() + (net_now_ms() - now);
 	if (hc->tc && hc->eof && !hc->outlen && !hc->close_after && !more) {
 		/* Peer is done sending and every complete request is
 		 * answered: what is left can never complete. */

@@ -1,5 +1,5 @@
 /*
- * netif.c - the one interface: its addresses, checksums, the main loop.
+ * netif.c - the one interface: its addresses, the main loop.
  */
 #include "net.h"
 #include "platform.h"
@@ -23,34 +23,6 @@ uint32_t net_mask(void) { return if_mask; }
 uint32_t net_gw(void) { return if_gw; }
 const uint8_t *net_mac(void) { return if_mac; }
 uint64_t net_now_ms(void) { return plat_now_ms(); }
-
-uint32_t inet_sum(const void *p, size_t n, uint32_t sum)
-{
-	const uint8_t *b = p;
-	while (n >= 2) {
-		sum += rd16(b);
-		b += 2;
-		n -= 2;
-		if (sum & 0x80000000u) /* fold early, never overflow */
-			sum = (sum & 0xffff) + (sum >> 16);
-	}
-	if (n)
-		sum += (uint32_t)b[0] << 8;
-	return sum;
-}
-
-uint16_t inet_fold(uint32_t sum)
-{
-	while (sum >> 16)
-		sum = (sum & 0xffff) + (sum >> 16);
-	return (uint16_t)~sum;
-}
-
-uint32_t inet_pseudo(uint32_t src, uint32_t dst, uint8_t proto, uint16_t len)
-{
-	return (src >> 16) + (src & 0xffff) + (dst >> 16) + (dst & 0xffff) +
-	       proto + len;
-}
 
 char *ip_str(uint32_t ip, char buf[16])
 {

@@ -47,6 +47,17 @@ static void put_num(struct out *o, unsigned long long v, unsigned base,
 		put_pad(o, ' ', width - len);
 }
 
+int hexval(char c)
+{
+	if (c >= '0' && c <= '9')
+		return c - '0';
+	if (c >= 'a' && c <= 'f')
+		return c - 'a' + 10;
+	if (c >= 'A' && c <= 'F')
+		return c - 'A' + 10;
+	return -1;
+}
+
 int vfmt(char *buf, size_t n, const char *f, va_list ap)
 {
 	struct out o = { buf, n, 0 };

@@ -33,6 +33,9 @@ int vfmt(char *buf, size_t n, const char *f, va_list ap);
 int fmt(char *buf, size_t n, const char *f, ...)
 	__attribute__((format(printf, 3, 4)));
 
+/* The value of one hex digit (either case), -1 for anything else. */
+int hexval(char c);
+
 /* Format and write to the platform console (lines up to 255 chars). */
 void printk(const char *f, ...) __attribute__((format(printf, 1, 2)));
 

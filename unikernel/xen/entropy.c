@@ -38,17 +38,6 @@ static bool hw_rand(bool seed, uint64_t *v)
 	return ok;
 }
 
-static int hexdigit(char ch)
-{
-	if (ch >= '0' && ch <= '9')
-		return ch - '0';
-	if (ch >= 'a' && ch <= 'f')
-		return ch - 'a' + 10;
-	if (ch >= 'A' && ch <= 'F')
-		return ch - 'A' + 10;
-	return -1;
-}
-
 /* Mix 16 hardware values from RDSEED or RDRAND (10 tries each). */
 static int mix_hw(bool seed)
 {
@@ -100,7 +89,7 @@ static void seed_once(void)
 		uint8_t b[64];
 		int k = 0;
 		for (int i = 0; i + 1 < n && k < (int)sizeof(b); i += 2) {
-			int h = hexdigit(hex[i]), l = hexdigit(hex[i + 1]);
+			int h = hexval(hex[i]), l = hexval(hex[i + 1]);
 			if (h < 0 || l < 0)
 				break;
 			b[k++] = (uint8_t)(h << 4 | l);

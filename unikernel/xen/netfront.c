@@ -36,17 +36,6 @@ void nf_notify(uint32_t port)
 	evtchn_notify(port);
 }
 
-static int hexval(char c)
-{
-	if (c >= '0' && c <= '9')
-		return c - '0';
-	if (c >= 'a' && c <= 'f')
-		return c - 'a' + 10;
-	if (c >= 'A' && c <= 'F')
-		return c - 'A' + 10;
-	return -1;
-}
-
 /* "xx:xx:xx:xx:xx:xx" exactly */
 static int parse_mac(const char *s, uint8_t mac[6])
 {
