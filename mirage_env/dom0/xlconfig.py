@@ -17,7 +17,7 @@ from ..errors import MirageEnvError
 _BRIDGE = re.compile(r"^[A-Za-z0-9_.-]{1,15}$")  # Linux IFNAMSIZ - 1
 _CMDWORD = re.compile(r"^[A-Za-z0-9_.=/:-]{1,128}$")
 _MAC = re.compile(r"^[0-9a-fA-F]{2}(:[0-9a-fA-F]{2}){5}$")
-VIF_SCRIPT = "vif-mirage"  # roles/xen_bridge/files/vif-mirage, in /etc/xen/scripts
+VIF_SCRIPT = "vif-mirage"  # roles/xen_dom0/files/vif-mirage, in /etc/xen/scripts
 MIN_MEMORY_MB = 4  # the smallest the bundled auth app boots and serves in (measured)
 # libxl adds ACPI tables past a PVH guest's RAM: `memory = 16` failed in the domain builder
 # ("Failed allocation ... 8 extents") on the built-in machine, 32 worked (xen-under-qemu notes)
@@ -81,7 +81,7 @@ def render_xl_config(
         raise XlConfigError(f"on_crash {on_crash!r}: use one of {', '.join(ON_CRASH)}")
     if not _BRIDGE.match(bridge or ""):
         raise XlConfigError(f"bridge {bridge!r}: a Linux interface name (1-15 of letters, digits, '_', '.', '-')")
-    # vif-mirage: the xen_bridge role's lean hotplug script (the stock vif-bridge costs ~10 s a boot)
+    # vif-mirage: the xen_dom0 role's lean hotplug script (the stock vif-bridge costs ~10 s a boot)
     vif = [f"bridge={bridge}", f"script={VIF_SCRIPT}"]
     if mac is not None:
         if not _MAC.match(mac):
