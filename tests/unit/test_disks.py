@@ -12,6 +12,7 @@ import pytest
 
 from mirage_env import disks
 from mirage_env.disks import DiskError
+from tests.support import require
 
 needs_packer = pytest.mark.skipif(not disks.MKDISK.is_file(), reason="unikernel/tools/mkdisk.py not in this tree")
 
@@ -72,8 +73,9 @@ def test_a_file_is_attached_as_it_is(tmp_path):
 
 
 @needs_packer
-@pytest.mark.skipif(shutil.which("mkfs.fat") is None or shutil.which("mcopy") is None, reason="needs dosfstools, mtools")
 def test_a_directory_becomes_a_fat_image_rebuilt_only_when_it_changed(tmp_path):
+    require(shutil.which("mkfs.fat") is not None and shutil.which("mcopy") is not None,
+            "needs dosfstools and mtools (apt-get install dosfstools mtools)")
     root = site(tmp_path)
     cache = tmp_path / "cache"
     [first] = disks.prepare(disks.parse([str(root)]), cache, "fat")

@@ -18,8 +18,12 @@ import pytest
 from mirage_env.settings import Settings
 from tests.unit.test_roles import render, role_defaults
 
-pytestmark = pytest.mark.skipif(shutil.which("dnsmasq") is None or os.geteuid() != 0,
-                                reason="needs dnsmasq and root (network namespaces)")
+from tests.support import require
+
+
+@pytest.fixture(autouse=True)
+def _dnsmasq_and_root():
+    require(shutil.which("dnsmasq") is not None and os.geteuid() == 0, "needs dnsmasq and root (network namespaces)")
 
 QUERY = """
 import socket, struct, sys

@@ -14,6 +14,7 @@ import pytest
 
 from mirage_env import forward
 from mirage_env.forward import PublishError, parse_publish
+from tests.support import require
 
 ECHO = """
 import socket
@@ -32,8 +33,7 @@ def ip(*args, check=True):
 
 @pytest.fixture
 def namespace():
-    if os.geteuid() != 0:
-        pytest.skip("creating a network namespace needs root")
+    require(os.geteuid() == 0, "creating a network namespace needs root")
     name = f"mevfw-{uuid.uuid4().hex[:6]}"
     ip("netns", "add", name)
     server = None

@@ -12,8 +12,12 @@ import pytest
 from mirage_env import kernels
 from mirage_env.kernels import KernelError, choose_type, guest_types, inspect
 
-pytestmark = pytest.mark.skipif(shutil.which("gcc") is None or shutil.which("ld") is None,
-                                reason="needs gcc and ld")
+from tests.support import require
+
+
+@pytest.fixture(autouse=True)
+def _gcc_and_ld():
+    require(shutil.which("gcc") is not None and shutil.which("ld") is not None, "needs gcc and ld")
 
 NOTE = """
 .macro xennote type, desc:vararg
