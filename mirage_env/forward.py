@@ -115,14 +115,33 @@ def is_forwarder(pid: int) -> bool:
     return b"mirage_env.forward" in cmdline
 
 
-def stop(pid: int) -> bool:
-    """End forwarder PID (only if it still is one); True when it was running."""
+def _has_exited(pid: int) -> bool:
+    """PID is gone, or a zombie whose every thread has ended. Only then are its descriptors (the
+    listening socket) closed: the main thread turns zombie while its serving threads, sharing the
+    descriptor table, may still be ending, and an exiting process drops its command line early."""
+    try:
+        threads = os.listdir(f"/proc/{pid}/task")
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return True
+    return threads == [str(pid)] and stat[stat.rindex(")") + 2:][:1] in ("Z", "X")
+
+
+def stop(pid: int, timeout: float = 5.0) -> bool:
+    """End forwarder PID (only if it still is one) and wait until its port is free; True when it
+    was running. One that ignores SIGTERM for TIMEOUT seconds is killed."""
     if not is_forwarder(pid):
         return False
-    try:
-        os.kill(pid, signal.SIGTERM)
-    except ProcessLookupError:
-        return False
+    for sig, wait in ((signal.SIGTERM, timeout), (signal.SIGKILL, timeout)):
+        try:
+            os.kill(pid, sig)
+        except ProcessLookupError:
+            return True
+        deadline = time.monotonic() + wait
+        while time.monotonic() < deadline:
+            if _has_exited(pid):
+                return True
+            time.sleep(0.02)
     return True
 
 
