@@ -104,6 +104,15 @@ def pin_host_keys(state: StateDir, hosts: list) -> None:
             pass
 
 
+def run_on_hosts(state: StateDir, hosts: list, playbook: str, extravars: dict, report,
+                 forks: int = 8) -> ProvisionResult:
+    """PLAYBOOK on HOSTS: their inventory written, their SSH keys pinned when Mitogen connects."""
+    inventory = write_inventory(state, hosts)
+    if strategy_env():
+        pin_host_keys(state, hosts)
+    return run_playbook(state, inventory, playbook, extravars, report, forks=forks)
+
+
 def run_playbook(state: StateDir, inventory: Path, playbook: str, extravars: dict, report,
                  forks: int = 8) -> ProvisionResult:
     import ansible_runner  # imported here: `mirage-env --help` must stay fast

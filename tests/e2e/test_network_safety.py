@@ -84,15 +84,14 @@ class NetSafeMachine:
 
     def playbook(self, playbook: str, **overrides) -> tuple[object, str, float]:
         """Run one of our playbooks against the machine, the way `mirage-env provision` does."""
-        from mirage_env.provisioning import run_playbook, write_inventory
+        from mirage_env.provisioning import run_on_hosts
         from mirage_env.report import Report
 
         out = io.StringIO()
         # the real Report, printing into a buffer wide enough that no message is wrapped
         report = Report(f"test-{playbook}", console=Console(file=out, width=100_000, highlight=False))
-        inventory = write_inventory(self.env.state, self.env.provider.hosts())
         start = time.monotonic()
-        result = run_playbook(self.env.state, inventory, playbook, overrides, report)
+        result = run_on_hosts(self.env.state, self.env.provider.hosts(), playbook, overrides, report)
         seconds = round(time.monotonic() - start, 1)
         messages = out.getvalue() + "\n".join(result.failures)
         print(f"--- {playbook} {overrides}: ok={result.ok} changed={result.changed} in {seconds}s\n{messages[-4000:]}")
