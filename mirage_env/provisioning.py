@@ -234,6 +234,11 @@ def strategy_env() -> dict[str, str]:
     return {"ANSIBLE_STRATEGY_PLUGINS": str(plugins), "ANSIBLE_STRATEGY": "mitogen_linear"}
 
 
+def strategy_name() -> str:
+    """The Ansible strategy provisioning uses here (for reports and benchmarks)."""
+    return strategy_env().get("ANSIBLE_STRATEGY", "linear")
+
+
 def _run(ansible_runner, private: Path, guard: Path, playbook_command: list[str], inventory: Path,
          extravars: dict, forks: int, on_event):
     return ansible_runner.run(

@@ -76,6 +76,8 @@ class Environment:
         return run_on_hosts(self.state, hosts, playbook, extravars, report, forks=self.settings.lab.parallel)
 
     def provision(self, report: Report, toolchain: bool = False) -> None:
+        from .provisioning import strategy_name
+
         if toolchain:
             self._provision_toolchain(report)
         hosts = self.provider.hosts()
@@ -97,6 +99,7 @@ class Environment:
             if reboot:
                 report.measure("provision.reboot_into_xen_s", reboot[0])
             report.measure("provision.changed", result.changed)
+            report.measure("provision.strategy", strategy_name())
             seconds = round(time.monotonic() - started, 1)
             if self._per_host(hosts):
                 self._record_hosts(report, hosts, result, seconds)

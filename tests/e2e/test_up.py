@@ -110,10 +110,21 @@ def test_up_from_a_fresh_image(env, measure):
     for key in ("provision.xen_dom0_s", "provision.reboot_into_xen_s", "provision.xen_bridge_s",
                 "provision.dnsmasq_s", "provision.domu_probe_s", "provision.unikernel_s", "probe.xl_create_s",
                 "probe.create_to_lease_s", "probe.destroy_s", "unikernel.xl_create_s",
-                "unikernel.create_to_lease_s", "unikernel_vs_linux_lease_ratio"):
+                "unikernel.create_to_lease_s", "unikernel_vs_linux_lease_ratio", "provision.strategy"):
         measure(key, m.get(key))
     log = (env.state / "e2e" / "logs" / "image-build.log")
     assert log.exists()  # the image was built in this run, not taken from a cache
+
+
+def test_a_converged_provision_changes_nothing(env, measure):
+    """`mirage-env provision` again on the dom0 `up` just made: idempotent (changed=0)."""
+    started = time.monotonic()
+    proc = env.run("provision")
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    report = env.report("provision")
+    assert report["measurements"]["provision.changed"] == 0, [t for t in report["tasks"] if t["changed"]]
+    measure("converged provision: command s", round(time.monotonic() - started, 1))
+    measure("converged provision: playbook s", stage_seconds(report).get("provision"))
 
 
 def test_xen_is_the_releases_own(env, measure):
