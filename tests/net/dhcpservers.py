@@ -99,13 +99,24 @@ class DhcpServer:
             _stop_process(self.proc)
 
     def restart(self, first: str, last: str) -> None:
-        """Stop, forget every lease, start again serving first..last."""
+        """Stop, start again serving first..last; the lease file stays, so
+        the server still knows the leases it gave outside the new range."""
         self.stop()
         self.first, self.last = first, last
         self.generation += 1
-        for f in self._lease_files():
-            f.unlink(missing_ok=True)
         self.start()
+
+    def give_leases_to(self, mac: str, other_mac: str) -> None:
+        """Stop, edit the lease file so that mac's leases belong to
+        other_mac (as after a database restore), start again: mac's next
+        REQUEST asks for an address the server knows is someone else's."""
+        self.stop()
+        self._rewrite_leases(mac.lower(), other_mac.lower())
+        self.generation += 1
+        self.start()
+
+    def _rewrite_leases(self, mac: str, other_mac: str) -> None:
+        raise NotImplementedError(f"{self.name}: no lease file edit")
 
     # -- what the server recorded ------------------------------------------
     def log(self) -> str:
@@ -146,9 +157,6 @@ class DhcpServer:
     def _ready(self) -> bool:
         raise NotImplementedError
 
-    def _lease_files(self) -> list[Path]:
-        raise NotImplementedError
-
 
 class IscDhcpd(DhcpServer):
     name, binary = "isc", "dhcpd"
@@ -179,9 +187,6 @@ subnet {lab.subnet}.0 netmask 255.255.255.0 {{
     def _ready(self) -> bool:
         return self.log().count("Server starting service.") > self.generation
 
-    def _lease_files(self) -> list[Path]:
-        return [self.dir / "dhcpd.leases", self.dir / "dhcpd.leases~"]
-
     def lease_end(self, mac: str) -> float | None:
         # dhcpd.leases(5): one "lease IP { ... }" block per update, the last one counts; times in UTC
         text = (self.dir / "dhcpd.leases").read_text(errors="replace")
@@ -192,6 +197,11 @@ subnet {lab.subnet}.0 netmask 255.255.255.0 {{
                 if m:
                     end = calendar.timegm(time.strptime(m.group(1), "%Y/%m/%d %H:%M:%S"))
         return end
+
+    def _rewrite_leases(self, mac: str, other_mac: str) -> None:
+        p = self.dir / "dhcpd.leases"
+        text = p.read_text().replace(f"hardware ethernet {mac};", f"hardware ethernet {other_mac};")
+        p.write_text(re.sub(r"\n  uid [^\n]*;", "", text))  # the client identifier would still match us
 
     def acks(self, ip: str, mac: str) -> int:
         return len(re.findall(rf"DHCPACK on {re.escape(ip)} to {mac.lower()} ", self.log()))
@@ -233,9 +243,6 @@ class Kea(DhcpServer):
     def _ready(self) -> bool:
         return self.log().count("DHCP4_STARTED") > self.generation
 
-    def _lease_files(self) -> list[Path]:
-        return [self.dir / "leases4.csv"]
-
     def lease_end(self, mac: str) -> float | None:
         # memfile CSV: address,hwaddr,client_id,valid_lifetime,expire,...; one row per update
         p = self.dir / "leases4.csv"
@@ -246,12 +253,22 @@ class Kea(DhcpServer):
                 end = int(cols[4])
         return end
 
+    def _rewrite_leases(self, mac: str, other_mac: str) -> None:
+        p = self.dir / "leases4.csv"
+        lines = p.read_text().splitlines()
+        for i, line in enumerate(lines[1:], 1):
+            cols = line.split(",")
+            if len(cols) > 2 and cols[1].lower() == mac:
+                cols[1], cols[2] = other_mac, ""  # hwaddr, client_id
+                lines[i] = ",".join(cols)
+        p.write_text("\n".join(lines) + "\n")
+
     def acks(self, ip: str, mac: str) -> int:
         return len(re.findall(rf"DHCP4_LEASE_ALLOC \[hwtype=1 {mac.lower()}\].*: lease {re.escape(ip)} has been "
                               r"allocated", self.log()))
 
     def naks(self, ip: str, mac: str) -> int:
-        return len(re.findall(rf"DHCP4_PACKET_NAK_\d+ \[hwtype=1 {mac.lower()}\]", self.log()))
+        return len(re.findall(rf"\[hwtype=1 {mac.lower()}\].* trying to send packet DHCPNAK", self.log()))
 
 
 class Udhcpd(DhcpServer):
@@ -280,13 +297,12 @@ option lease {self.lease_s}
     def _ready(self) -> bool:
         return (self.dir / "udhcpd.pid").exists()
 
-    def _lease_files(self) -> list[Path]:
-        return [self.dir / "udhcpd.leases"]
-
     def lease_end(self, mac: str) -> float | None:
+        # udhcpd writes the file every auto_time (1 s): wait for a write
+        # newer than this call, or it may still show an OFFER's reservation
         p = self.dir / "udhcpd.leases"
-        if not p.exists():
-            return None
+        asked = time.time()
+        _wait_for(lambda: p.exists() and p.stat().st_mtime > asked, "udhcpd lease file", self.proc, self.log, 3)
         res = subprocess.run([self.path(), "dumpleases", "-a", "-d", "-f", str(p)], capture_output=True,
                              text=True, timeout=10)
         for line in res.stdout.splitlines()[1:]:
@@ -319,7 +335,6 @@ class Dnsmasq(DhcpServer):
         return self
 
     def restart(self, first: str, last: str) -> None:
-        self.lab.lease_file.unlink(missing_ok=True)
         self.lab.restart_dnsmasq(first, last)
         self.proc = self.lab.dnsmasq
 

@@ -408,6 +408,25 @@ bool dhcp_busy(void)
 	       dh.state == DHCP_PROBING;
 }
 
+/* When dhcp_timer next has something to do: the main loop sleeps no
+ * longer, so T1, T2 and the lease's end are kept to the millisecond (an
+ * address must not be used past its lease, RFC 2131 4.4.5). */
+uint64_t dhcp_deadline(void)
+{
+	switch (dh.state) {
+	case DHCP_BOUND:
+		return dh.t1;
+	case DHCP_RENEWING:
+		return MIN(dh.next_tx, MIN(dh.t2, dh.expiry));
+	case DHCP_REBINDING:
+		return MIN(dh.next_tx, dh.expiry);
+	case DHCP_OFF:
+		return UINT64_MAX;
+	default:
+		return dh.next_tx;
+	}
+}
+
 /* The offered address is in use: DECLINE it, start over a bit later. */
 static void decline(uint64_t now, const char *why)
 {
