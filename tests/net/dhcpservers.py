@@ -132,6 +132,10 @@ class DhcpServer:
     def naks(self, ip: str, mac: str) -> int:
         raise NotImplementedError
 
+    def released(self, ip: str, mac: str) -> bool:
+        """Did the server take a DHCPRELEASE of ip from mac?"""
+        raise NotImplementedError
+
     def wait_lease_end_after(self, mac: str, after: float, timeout: float = 5) -> float:
         """Wait until the server's lease file shows a lease for mac ending
         later than ``after``; return that end."""
@@ -209,6 +213,9 @@ subnet {lab.subnet}.0 netmask 255.255.255.0 {{
     def naks(self, ip: str, mac: str) -> int:
         return len(re.findall(rf"DHCPNAK on {re.escape(ip)} to {mac.lower()} ", self.log()))
 
+    def released(self, ip: str, mac: str) -> bool:
+        return re.search(rf"DHCPRELEASE of {re.escape(ip)} from {mac.lower()} via \S+ \(found\)", self.log()) is not None
+
 
 class Kea(DhcpServer):
     name, binary = "kea", "kea-dhcp4"
@@ -270,6 +277,10 @@ class Kea(DhcpServer):
     def naks(self, ip: str, mac: str) -> int:
         return len(re.findall(rf"\[hwtype=1 {mac.lower()}\].* trying to send packet DHCPNAK", self.log()))
 
+    def released(self, ip: str, mac: str) -> bool:
+        return re.search(rf"DHCP4_RELEASE \[hwtype=1 {mac.lower()}\].*: address {re.escape(ip)} was released",
+                         self.log()) is not None
+
 
 class Udhcpd(DhcpServer):
     name, binary = "udhcpd", "busybox"
@@ -307,8 +318,9 @@ option lease {self.lease_s}
                              text=True, timeout=10)
         for line in res.stdout.splitlines()[1:]:
             cols = line.split()
-            if cols and cols[0].lower() == mac.lower() and cols[-1].isdigit():
-                return int(cols[-1])
+            if cols and cols[0].lower() == mac.lower():
+                # "expired" (e.g. after a RELEASE): an end in the past
+                return int(cols[-1]) if cols[-1].isdigit() else 0
         return None
 
     def acks(self, ip: str, mac: str) -> int:
@@ -316,6 +328,11 @@ option lease {self.lease_s}
 
     def naks(self, ip: str, mac: str) -> int:
         return len(re.findall(r"sending NAK", self.log()))
+
+    def released(self, ip: str, mac: str) -> bool:
+        # udhcpd logs nothing for a RELEASE; it ends the lease in its file
+        end = self.lease_end(mac)
+        return end is not None and end <= time.time()
 
 
 class Dnsmasq(DhcpServer):
@@ -350,6 +367,9 @@ class Dnsmasq(DhcpServer):
 
     def naks(self, ip: str, mac: str) -> int:
         return len(re.findall(rf"DHCPNAK\({self.lab.bridge}\) {re.escape(ip)} {mac.lower()}", self.log()))
+
+    def released(self, ip: str, mac: str) -> bool:
+        return f"DHCPRELEASE({self.lab.bridge}) {ip} {mac.lower()}" in self.log()
 
 
 SERVERS = {cls.name: cls for cls in (IscDhcpd, Kea, Udhcpd, Dnsmasq)}

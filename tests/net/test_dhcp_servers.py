@@ -147,7 +147,17 @@ def test_binds_and_serves(lab, serve, server_name):
     # and the address is in use: ping and HTTP answered
     assert ping_ok(uk), uk.describe()
     assert http_code(uk) == 200, uk.describe()
-    uk.stop()
+    # a clean exit gives the address back: RELEASE unicast to the server (RFC 2131 4.4.6, table 5)
+    assert uk.stop() == 0, uk.describe()
+    release = next((m for m in client_msgs(cap, uk) if m.type == "RELEASE"), None)
+    assert release is not None, cap.dump()
+    assert (release.dst_ip, release.dst_mac, release.src_ip, release.ciaddr) == \
+        (lab.host_ip, bridge_mac(lab), uk.ip, uk.ip), str(release)
+    assert release.ip_option(54) == lab.host_ip and 50 not in release.options, str(release)
+    deadline = time.monotonic() + 3
+    while not server.released(uk.ip, uk.mac) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert server.released(uk.ip, uk.mac), server.log()
     uk.assert_no_sanitizer_report()
 
 
