@@ -132,8 +132,8 @@ class DhcpCapture:
             # -p: the bridge port must not go promiscuous; -U, --immediate-mode: each packet
             # handed over and written at once (not when a kernel buffer block fills);
             # -Z root: keep the right to write into the root-owned lab directory
-            self.proc = lab.popen(["tcpdump", "-i", iface, "-p", "-n", "-U", "--immediate-mode", "-s", "0", "-Z", "root",
-                                   "-w", str(self.path), "udp port 67 or udp port 68 or arp"],
+            self.proc = lab.popen(["tcpdump", "-i", iface, "-p", "-n", "-U", "--immediate-mode", "-s", "0",
+                                   "-Z", "root", "-w", str(self.path), "udp port 67 or udp port 68 or arp"],
                                   stdout=subprocess.DEVNULL, stderr=err)
         deadline = time.monotonic() + 10
         while "listening on" not in self.err_path.read_text(errors="replace"):

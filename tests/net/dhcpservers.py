@@ -7,12 +7,14 @@ configuration, lease file and log in the lab's directory:
 - ``udhcpd``: busybox's udhcpd applet, read back with busybox dumpleases
 - ``dnsmasq``: the lab's own dnsmasq (its shortest lease is 2 minutes)
 
-Every server offers DHCP_FIRST..DHCP_LAST (or another range after
-``restart``) on the lab bridge with the bridge address as router and
-server identifier. Each reads its own lease file back: ``lease_end(mac)``
-is the end of the newest lease the server recorded for a MAC (seconds
-since the epoch), ``acks(ip, mac)`` counts the ACKs its log shows.
-Processes are started with lab.popen, so the lab stops them by PID.
+Every server offers DHCP_FIRST..DHCP_LAST on the lab bridge with the
+bridge address as router and server identifier. What the server recorded
+is read back from its own files: ``lease_end(mac)`` is the end of the
+newest lease it keeps for a MAC (seconds since the epoch), ``acks`` and
+``naks`` count what its log shows, ``released`` says whether it took a
+RELEASE; ``give_leases_to`` (ISC, Kea) edits its lease database so that
+a client's address is another's. Processes are started with lab.popen,
+so the lab stops them by PID.
 """
 
 from __future__ import annotations
@@ -97,14 +99,6 @@ class DhcpServer:
         """Stop the server (by PID); it answers nothing any more."""
         if self.proc is not None:
             _stop_process(self.proc)
-
-    def restart(self, first: str, last: str) -> None:
-        """Stop, start again serving first..last; the lease file stays, so
-        the server still knows the leases it gave outside the new range."""
-        self.stop()
-        self.first, self.last = first, last
-        self.generation += 1
-        self.start()
 
     def give_leases_to(self, mac: str, other_mac: str) -> None:
         """Stop, edit the lease file so that mac's leases belong to
@@ -214,7 +208,8 @@ subnet {lab.subnet}.0 netmask 255.255.255.0 {{
         return len(re.findall(rf"DHCPNAK on {re.escape(ip)} to {mac.lower()} ", self.log()))
 
     def released(self, ip: str, mac: str) -> bool:
-        return re.search(rf"DHCPRELEASE of {re.escape(ip)} from {mac.lower()} via \S+ \(found\)", self.log()) is not None
+        found = rf"DHCPRELEASE of {re.escape(ip)} from {mac.lower()} via \S+ \(found\)"
+        return re.search(found, self.log()) is not None
 
 
 class Kea(DhcpServer):
@@ -350,10 +345,6 @@ class Dnsmasq(DhcpServer):
         self.lab.start_dnsmasq()
         self.proc = self.lab.dnsmasq
         return self
-
-    def restart(self, first: str, last: str) -> None:
-        self.lab.restart_dnsmasq(first, last)
-        self.proc = self.lab.dnsmasq
 
     def log(self) -> str:
         return self.lab.dnsmasq_log()

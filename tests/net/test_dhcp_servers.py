@@ -29,7 +29,7 @@ DNSMASQ_T1_S = 3
 SLACK_S = 1.0          # timer granularity plus a loaded 2-core CI machine
 SHORT_LEASE_SERVERS = ["isc", "kea", "udhcpd"]
 BROADCAST_MAC = "ff:ff:ff:ff:ff:ff"
-OTHER_MAC = "02:00:5e:00:53:99"   # a client that is not there (documentation range)
+OTHER_MAC = "02:00:5e:00:53:99"   # a client that is not there (locally administered)
 
 pytestmark = pytest.mark.lab(dnsmasq=False)
 
