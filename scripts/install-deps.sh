@@ -20,6 +20,9 @@ SYSTEM_PACKAGES=(
   # disk images for the key/value store (unikernel/tools/mkdisk.py): mkfs.fat, mcopy
   dosfstools mtools
   dnsmasq-base curl iputils-ping bridge-utils wrk nginx-light busybox-static
+  # DHCP servers the client is tested against (tests/net/test_dhcp_servers.py; udhcpd is busybox's),
+  # run there as plain processes in a namespace; their system services are disabled below
+  isc-dhcp-server kea-dhcp4-server tcpdump
   # the NAT unit's commands (tests/unit/test_nat_unit.py)
   iptables
   graphviz  # mirage-env status --graph (dot → SVG/PNG)
@@ -42,6 +45,15 @@ if [ ${#missing[@]} -gt 0 ]; then
   fi
   apt-get install -y -q --no-install-recommends "${missing[@]}"
 fi
+
+# The DHCP servers' packages enable system services: they must never serve this machine's real
+# interfaces (policy-rc.d above kept them from starting during the install; this keeps them off at boot).
+for service in isc-dhcp-server kea-dhcp4-server; do
+  dpkg-query -W -f='${Status}' "$service" 2>/dev/null | grep -q "install ok installed" || continue
+  # (systemctl disable also works where systemd is not running, e.g. in a container)
+  systemctl disable "$service" >/dev/null 2>&1 || update-rc.d "$service" disable >/dev/null 2>&1 || true
+  [ -d /run/systemd/system ] && systemctl stop "$service" >/dev/null 2>&1 || true
+done
 
 if [ ! -x .venv/bin/python ]; then
   python3 -m venv .venv

@@ -793,6 +793,9 @@ static size_t mk_dhcp(uint8_t *f, uint8_t type, uint32_t xid, uint32_t yiaddr,
 		      68, m, n, true);
 }
 
+/* When dhcp_to_bound's REQUEST went out: the lease counts from there. */
+static uint64_t dhcp_req_at;
+
 /* Drive a fresh client to BOUND with lease seconds; returns the xid. */
 static uint32_t dhcp_to_bound(uint32_t lease, const uint8_t *extra,
 			      size_t extralen)
@@ -808,6 +811,8 @@ static uint32_t dhcp_to_bound(uint32_t lease, const uint8_t *extra,
 	CHECK_EQ(s.ipdst, IP_BROADCAST);
 	CHECK(s.len >= 300);
 	uint32_t xid = s.xid;
+	test_now += 300;
+	dhcp_req_at = test_now;
 	eth_input(f, mk_dhcp(f, 2, xid, ME, lease, extra, extralen, true));
 	CHECK(last_dhcp(&s));
 	CHECK_EQ(s.type, 3);
@@ -1030,7 +1035,9 @@ static void test_dhcp_renew_rebind_expire(void)
 	struct seen s;
 	dhcp_to_bound(100, NULL, 0);
 	CHECK(dhcp_bound());
-	uint64_t t0 = test_now;
+	/* times count from the REQUEST, not from the end of ARP probing */
+	uint64_t t0 = dhcp_req_at;
+	CHECK(test_now >= t0 + 800);	/* ARP probing took 0.8 s */
 	/* the server's MAC is known (it ARPed us before unicasting) */
 	learn_neighbour(SERVER_MAC, SERVER);
 	/* T1 = 50 s: unicast REQUEST with ciaddr, no requested-ip option */
@@ -1046,6 +1053,7 @@ static void test_dhcp_renew_rebind_expire(void)
 	CHECK_EQ(s.server, 0);
 	CHECK_EQ(s.ipdst, SERVER);
 	CHECK(!memcmp(s.dstmac, SERVER_MAC, 6));
+	uint32_t renew_xid = s.xid;
 	/* retransmission after half the time to T2 (87.5 s) */
 	test_now = t0 + 68 * 1000;
 	learn_neighbour(SERVER_MAC, SERVER); /* (the old entry expired) */
@@ -1055,6 +1063,12 @@ static void test_dhcp_renew_rebind_expire(void)
 	dhcp_timer(test_now);
 	CHECK(last_dhcp(&s));
 	CHECK_EQ(s.ipdst, SERVER);
+	/* each retry is a new transaction: a late ACK to the old one is
+	 * ignored (its lease would count from an older REQUEST) */
+	CHECK(s.xid != renew_xid);
+	uint8_t late[ETH_FRAME_MAX];
+	eth_input(late, mk_dhcp(late, 5, renew_xid, ME, 100, NULL, 0, true));
+	CHECK(!strstr(test_console, "DHCP: renewed"));
 	/* T2: broadcast REQUEST (rebinding) */
 	test_clear_tx();
 	test_now = t0 + 87500;
@@ -1065,10 +1079,12 @@ static void test_dhcp_renew_rebind_expire(void)
 	CHECK_EQ(s.ciaddr, ME);
 	CHECK(dhcp_bound());
 	CHECK_EQ(net_ip(), ME);
-	/* an ACK now renews: new lease from now */
+	/* an ACK a little later renews: the new lease counts from the
+	 * REQUEST it answers */
+	uint64_t t1 = test_now;
+	test_now += 700;
 	eth_input(f, mk_dhcp(f, 5, s.xid, ME, 100, NULL, 0, true));
 	CHECK(strstr(test_console, "DHCP: renewed 10.0.0.5") != NULL);
-	uint64_t t1 = test_now;
 	/* the lease runs out without answers: address dropped, DISCOVER */
 	test_clear_tx();
 	for (test_now = t1; test_now < t1 + 100 * 1000; test_now += 250)
@@ -1127,7 +1143,7 @@ static void test_dhcp_lease_options(void)
 	/* explicit T1/T2 are used */
 	const uint8_t t12[] = { 58, 4, 0, 0, 0, 10, 59, 4, 0, 0, 0, 20 };
 	dhcp_to_bound(100, t12, sizeof(t12));
-	uint64_t t0 = test_now;
+	uint64_t t0 = dhcp_req_at;
 	learn_neighbour(SERVER_MAC, SERVER);
 	test_now = t0 + 9999;
 	dhcp_timer(test_now);
@@ -1138,7 +1154,7 @@ static void test_dhcp_lease_options(void)
 	/* nonsense T1 > T2 > lease falls back to 50% / 87.5% */
 	const uint8_t bad[] = { 58, 4, 0, 0, 1, 0, 59, 4, 0, 0, 0, 200 };
 	dhcp_to_bound(100, bad, sizeof(bad));
-	t0 = test_now;
+	t0 = dhcp_req_at;
 	learn_neighbour(SERVER_MAC, SERVER);
 	test_now = t0 + 43000;
 	dhcp_timer(test_now);
@@ -1153,16 +1169,46 @@ static void test_dhcp_lease_options(void)
 	dhcp_timer(test_now);
 	CHECK_EQ(test_ntx, 0);
 	CHECK(dhcp_bound());
-	/* a tiny lease is clamped to 10 s (T1 5 s) */
-	dhcp_to_bound(1, NULL, 0);
-	t0 = test_now;
+	/* a short lease is used as given, never longer than the server
+	 * lent it: 4 s is T1 2 s, T2 3.5 s, given up at 4 s */
+	dhcp_to_bound(4, NULL, 0);
+	t0 = dhcp_req_at;
 	learn_neighbour(SERVER_MAC, SERVER);
-	test_now = t0 + 4900;
+	test_now = t0 + 1999;
 	dhcp_timer(test_now);
 	CHECK_EQ(test_ntx, 0);
-	test_now = t0 + 5000;
+	test_now = t0 + 2000;
 	dhcp_timer(test_now);
 	CHECK_EQ(test_ntx, 1);
+	test_now = t0 + 3999;
+	dhcp_timer(test_now);
+	CHECK(dhcp_bound() && net_ip() == ME);
+	test_now = t0 + 4000;
+	dhcp_timer(test_now);
+	CHECK(!dhcp_bound() && net_ip() == 0);
+	/* a 1 s lease: given up 1 s after the REQUEST, not 1 s after probing */
+	dhcp_to_bound(1, NULL, 0);
+	CHECK(dhcp_bound());
+	test_now = dhcp_req_at + 1000;
+	dhcp_timer(test_now);
+	dhcp_timer(test_now);
+	CHECK(!dhcp_bound() && net_ip() == 0);
+	/* an ACK with a lease of 0 s is no lease: not bound */
+	static const uint8_t zero_lease[] = { 51, 4, 0, 0, 0, 0 };
+	uint8_t f[ETH_FRAME_MAX];
+	struct seen s;
+	test_reset();
+	net_init();
+	dhcp_start();
+	CHECK(last_dhcp(&s));
+	eth_input(f, mk_dhcp(f, 2, s.xid, ME, 100, NULL, 0, true));
+	eth_input(f, mk_dhcp(f, 5, s.xid, ME, 0, zero_lease, sizeof(zero_lease), true));
+	CHECK_EQ(rd16(last_tx()->data + 12), ETH_P_IPV4);	/* no probe */
+	for (int i = 0; i < 4; i++) {
+		test_now += 400;
+		dhcp_timer(test_now);
+	}
+	CHECK(!dhcp_bound() && net_ip() == 0);
 	/* a repeated option: the first instance wins */
 	const uint8_t again[] = { 1, 4, 0xff, 0, 0, 0, 54, 4, 9, 9, 9, 9 };
 	dhcp_to_bound(100, again, sizeof(again));

@@ -97,6 +97,8 @@ void fuzz_setup(int use_dhcp)
 			tcp_stats.cookies_sent, tcp_stats.cookies_ok,
 			tcp_stats.recycled, tcp_conn_count(),
 			http_stats.requests, http_stats.responses, http_stats.errors);
+	if (debug)	/* and its console (the DHCP states passed through) */
+		fprintf(stderr, "fuzz: console:\n%s", test_console);
 	memset(&http_stats, 0, sizeof(http_stats));
 	test_reset();
 	tcp_reset();

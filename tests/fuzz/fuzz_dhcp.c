@@ -4,12 +4,43 @@
  *
  * Input: records [ctl][len:2][BOOTP message]; ctl bit 2 patches in the
  * xid and chaddr of our last DHCP message (so OFFER -> REQUEST -> ACK ->
- * BOUND -> RENEWING is reachable), bits 4-7 advance the clock.
+ * BOUND -> RENEWING is reachable), bits 4-7 advance the clock. The server
+ * answers our ARP requests for it, as a real one does, so RENEWING's
+ * unicast REQUESTs leave (and an ACK can answer them).
  */
 #include <string.h>
 
 #include "fuzz_common.h"
+#include "../c/plat_test.h"
 #include "net.h"
+
+/* If our newest frame asks who has FUZZ_PEER, answer from the peer's MAC. */
+static void answer_arp(void)
+{
+	uint8_t r[ETH_HLEN + 28];
+	const uint8_t *f;
+
+	if (test_ntx == 0)
+		return;
+	f = test_tx[test_ntx - 1].data;
+	if (test_tx[test_ntx - 1].len < ETH_HLEN + 28 ||
+	    rd16(f + 12) != ETH_P_ARP || rd16(f + 20) != 1 ||
+	    rd32(f + 38) != FUZZ_PEER)
+		return;
+	memcpy(r, f + 6, ETH_ALEN);		/* to us */
+	r[6] = 2; r[7] = 0; r[8] = 0; r[9] = 0; r[10] = 0; r[11] = 2;
+	wr16(r + 12, ETH_P_ARP);
+	wr16(r + 14, 1);
+	wr16(r + 16, ETH_P_IPV4);
+	r[18] = ETH_ALEN;
+	r[19] = 4;
+	wr16(r + 20, 2);			/* reply */
+	memcpy(r + 22, r + 6, ETH_ALEN);	/* sender: the peer */
+	wr32(r + 28, FUZZ_PEER);
+	memcpy(r + 32, f + 22, ETH_ALEN);	/* target: the asker */
+	memcpy(r + 38, f + 28, 4);
+	eth_input(r, sizeof(r));
+}
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
@@ -46,6 +77,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		fuzz_fixup_frame((uint8_t)(ctl | CTL_FIX_CSUM), f, hdr + n);
 		eth_input(f, hdr + n);
 		fuzz_tick(ctl);
+		answer_arp();
 	}
 	return 0;
 }

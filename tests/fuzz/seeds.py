@@ -43,12 +43,15 @@ def arp(op: int, sha: bytes, spa: bytes, tha: bytes, tpa: bytes) -> bytes:
     return struct.pack(">HHBBH", 1, 0x0800, 6, 4, op) + sha + spa + tha + tpa
 
 
-def bootp(msgtype: int, yiaddr: bytes = bytes([10, 0, 0, 50]), extra: bytes = b"") -> bytes:
+def bootp(msgtype: int, yiaddr: bytes = bytes([10, 0, 0, 50]), extra: bytes = b"", lease: int = 60,
+          t1: int | None = 30) -> bytes:
     fixed = struct.pack(">BBBBIHH4s4s4s4s", 2, 1, 6, 0, 0, 0, 0, b"\0" * 4, yiaddr, PEER_IP, b"\0" * 4)
     fixed += OUR_MAC + b"\0" * 10 + b"\0" * 64 + b"\0" * 128
     opts = bytes([53, 1, msgtype, 54, 4]) + PEER_IP
     opts += bytes([1, 4, 255, 255, 255, 0, 3, 4]) + PEER_IP
-    opts += bytes([51, 4]) + struct.pack(">I", 60) + bytes([58, 4]) + struct.pack(">I", 30)
+    opts += bytes([51, 4]) + struct.pack(">I", lease)
+    if t1 is not None:
+        opts += bytes([58, 4]) + struct.pack(">I", t1)
     return fixed + struct.pack(">I", 0x63825363) + opts + extra + bytes([255])
 
 
@@ -117,14 +120,30 @@ def http_seeds() -> dict[str, bytes]:
     return s
 
 
+# each 0xF0 record advances the clock 15 x 250 ms = 3.75 s
+def wait_s(seconds: float) -> bytes:
+    return rec(0xF0, b"") * -int(-seconds // 3.75)
+
+
 def dhcp_seeds() -> dict[str, bytes]:
     x = CTL_DHCP_XID
+    # after the ACK, ~1 s of ARP probing (RFC 5227) before BOUND
+    bound = rec(x, bootp(2)) + rec(x, bootp(5)) + rec(0x20, b"") * 3
     return {
-        # after the ACK, ~1 s of ARP probing (RFC 5227) before BOUND
-        "offer_ack": rec(x, bootp(2)) + rec(x, bootp(5)) + rec(0x20, b"") * 3,
+        "offer_ack": bound,
         # lease 60 s, T1 30 s: ~34 s later the ACK answers the RENEWING request
-        "renew": rec(x, bootp(2)) + rec(x, bootp(5)) + rec(0x20, b"") * 3 + rec(0xF0, b"") * 9 + rec(x, bootp(5)),
-        "rebind": rec(x, bootp(2)) + rec(x, bootp(5)) + rec(0x20, b"") * 3 + rec(0xF0, b"") * 15 + rec(x, bootp(5)),
+        "renew": bound + wait_s(32) + rec(x, bootp(5)),
+        # past T2 (52.5 s): the ACK answers the REBINDING broadcast
+        "rebind": bound + wait_s(54) + rec(x, bootp(5)),
+        # RENEWING, retried; then a NAK: back to INIT, a new OFFER and ACK
+        "renew_nak": bound + wait_s(45) + rec(x, bootp(6)) + rec(x, bootp(2, bytes([10, 0, 0, 51])))
+        + rec(x, bootp(5, bytes([10, 0, 0, 51]))) + rec(0x20, b"") * 3,
+        # no answer at all: RENEWING, REBINDING, the lease ends, DISCOVER, bound again
+        "expire": bound + wait_s(64) + bound,
+        # a 3 s lease with T1 beyond it: T1/T2 fall back, it ends during probing
+        "short_lease": rec(x, bootp(2, lease=3, t1=40)) + rec(x, bootp(5, lease=3, t1=40)) + rec(0x20, b"") * 8
+        + wait_s(4),
+        "zero_lease": rec(x, bootp(2, lease=0)) + rec(x, bootp(5, lease=0)) + rec(0x20, b"") * 3,
         "nak": rec(x, bootp(2)) + rec(x, bootp(6)),
         "bogus_opts": rec(x, bootp(2, extra=bytes([1, 2, 3, 250, 200]))),
         "no_xid": rec(0, bootp(2)),

@@ -153,3 +153,36 @@ def test_fuzz_regressions_and_seeds(fuzz_bins, name, tmp_path):
         files += sorted(reg.iterdir())
     r = subprocess.run([str(fuzz_bins[name]), *map(str, files)], capture_output=True, text=True, timeout=300)
     assert r.returncode == 0, r.stdout + r.stderr[-6000:]
+
+
+# What each DHCP seed must take the client through (its console, printed with FUZZ_DEBUG=1),
+# so that fuzzing starts from RENEWING, REBINDING, a NAK and a lease's end, not only BOUND.
+DHCP_SEED_STATES = {
+    "offer_ack": ["DHCP: bound to 10.0.0.50"],
+    "renew": ["DHCP: renewing 10.0.0.50", "DHCP: renewed 10.0.0.50"],
+    "rebind": ["DHCP: renewing", "DHCP: rebinding 10.0.0.50", "DHCP: renewed 10.0.0.50"],
+    "renew_nak": ["DHCP: renewing", "DHCP: NAK from server, restarting", "DHCP: bound to 10.0.0.51"],
+    "expire": ["DHCP: rebinding", "DHCP: lease expired, restarting", "IP address: none", "DHCP: bound to 10.0.0.50"],
+    "short_lease": ["DHCP: bound to 10.0.0.50", "DHCP: renewing", "DHCP: lease expired"],
+    "zero_lease": [],
+}
+
+
+def test_dhcp_seeds_reach_the_lease_states(fuzz_bins, tmp_path):
+    if "dhcp" not in fuzz_bins:
+        require(False, "the dhcp fuzzer was not built")
+    seed_dir = seeds.write_seeds("dhcp", tmp_path / "seeds")
+    done = tmp_path / "end"
+    done.write_bytes(b"")  # the harness reports an input's console when the next one starts
+    for name, states in DHCP_SEED_STATES.items():
+        r = subprocess.run([str(fuzz_bins["dhcp"]), str(seed_dir / name), str(done)], capture_output=True,
+                           text=True, timeout=60, env={**os.environ, "FUZZ_DEBUG": "1"})
+        assert r.returncode == 0, r.stderr[-3000:]
+        console = r.stderr.split("fuzz: console:\n")[2] if r.stderr.count("fuzz: console:\n") >= 2 else ""
+        pos = 0
+        for state in states:  # in this order
+            i = console.find(state, pos)
+            assert i >= 0, f"seed {name}: no {state!r} after offset {pos} in:\n{console}"
+            pos = i + len(state)
+        if name == "zero_lease":
+            assert "DHCP: bound" not in console and "IP address: 10." not in console, console

@@ -148,7 +148,7 @@ class Unikernel:
                 pytest.fail(f"unikernel exited while waiting for {pattern!r}:\n{self.describe()}")
             if time.monotonic() > deadline:
                 pytest.fail(f"no {pattern!r} on the console after {timeout}s:\n{self.describe()}\n"
-                            f"--- dnsmasq log ---\n{self.lab.dnsmasq_log()}")
+                            f"--- DHCP server log ---\n{self.lab.dhcp_log()}")
             time.sleep(0.05)
 
     def wait_lease(self, timeout: float = 30) -> str:
@@ -185,13 +185,16 @@ class Lab:
     """A namespace with a bridge (HOST_IP/24) and dnsmasq on it."""
 
     def __init__(self, workdir: Path, builds: "BuildCache", lease: str = "2m",
-                 dhcp_options: tuple[str, ...] = (), dnsmasq_args: tuple[str, ...] = ()):
+                 dhcp_options: tuple[str, ...] = (), dnsmasq_args: tuple[str, ...] = (),
+                 dnsmasq: bool = True):
         self.name = f"{PREFIX}{os.getpid()}-{next(_counter)}"
         self.workdir = workdir
         self.builds = builds
         self.lease = lease
         self.dhcp_options = dhcp_options
         self.dnsmasq_args = dnsmasq_args
+        self.want_dnsmasq = dnsmasq  # False: the test starts another DHCP server (dhcpservers.py)
+        self.dhcp_log_sources: list = []  # callables giving another server's log, for failure messages
         self.dhcp_first, self.dhcp_last = DHCP_FIRST, DHCP_LAST
         self.bridge = BRIDGE
         self.host_ip = HOST_IP
@@ -213,7 +216,8 @@ class Lab:
         _run(["ip", "-n", ns, "link", "add", br, "type", "bridge", "stp_state", "0", "forward_delay", "0"])
         _run(["ip", "-n", ns, "addr", "add", f"{self.host_ip}/24", "dev", br])
         _run(["ip", "-n", ns, "link", "set", br, "up"])
-        self.start_dnsmasq()
+        if self.want_dnsmasq:
+            self.start_dnsmasq()
         return self
 
     def start_dnsmasq(self) -> None:
@@ -282,6 +286,12 @@ class Lab:
     def dnsmasq_log(self) -> str:
         return self.log_file.read_text(errors="replace") if self.log_file.exists() else ""
 
+    def dhcp_log(self) -> str:
+        """The log of whichever DHCP server serves this lab (for failure messages)."""
+        if self.dhcp_log_sources:
+            return "\n".join(source() for source in self.dhcp_log_sources)
+        return self.dnsmasq_log()
+
     def leases(self) -> list[dict]:
         """dnsmasq's lease file: expiry mac ip hostname clientid."""
         if not self.lease_file.exists():
@@ -309,16 +319,17 @@ class Lab:
 
     def start(self, app: str, static: str | None = None, gw: str | None = None, data_dir: Path | None = None,
               mac: str | None = None, sanitize: bool = True, wait: bool = True, timeout: float = 30,
-              disk: Path | None = None) -> Unikernel:
+              disk: Path | None = None, tap: str | None = None) -> Unikernel:
         """Build (cached) and start ``app`` on a new TAP on the bridge.
 
         ``disk``: an image file given to the unikernel as its block device (``--disk``).
+        ``tap``: a TAP made with add_tap() beforehand (e.g. to capture on it from the first frame).
 
         DHCP unless ``static`` ("A.B.C.D/N", with optional ``gw``). With
         ``wait`` it returns once the address is up (lease file + console
         for DHCP, console for static)."""
         binary = self.builds.get(app, data_dir=data_dir, sanitize=sanitize)
-        tap = self.add_tap()
+        tap = tap or self.add_tap()
         if mac is None:
             b = bytearray(os.urandom(6))
             b[0] = (b[0] & 0xFE) | 0x02  # locally administered unicast

@@ -13,10 +13,17 @@
  * +-0.5 s jitter; RFC 2131 says 4 s first, we start faster so a lost
  * first packet costs less). In RENEWING/REBINDING we retry after half of
  * the time left (down to 4 s rather than the RFC's 60 s, so short test
- * leases still renew). Probing is shorter than RFC 5227's (PROBE_NUM
+ * leases still renew), each retry a new transaction (xid) whose send time
+ * is remembered. Probing is shorter than RFC 5227's (PROBE_NUM
  * probes PROBE_GAP_MS apart, then PROBE_GAP_MS of silence: ~1 s, not
  * ~7 s). An ACK without a usable server identifier is ignored (RENEWING
- * needs it). Option overload (52) is not implemented.
+ * needs it), so is one with a zero lease time. Option overload (52) is not
+ * implemented.
+ *
+ * The lease, T1 and T2 count from when the REQUEST was sent (RFC 2131
+ * 4.4.1), not from when the ACK arrived or probing ended: the server's
+ * lease started no earlier, so ours never outlasts it. A lease is used
+ * as given, however short (the address is the server's to lend).
  */
 #include "net.h"
 #include "platform.h"
@@ -40,7 +47,6 @@
 #define RETRY_MAX_MS 64000
 #define RETRY_MIN_RENEW_MS 4000
 #define REQUEST_TRIES 4         /* REQUESTING gives up after this */
-#define LEASE_MIN_S 10          /* shorter leases are clamped */
 #define PROBE_NUM 2             /* ARP probes of an offered address */
 #define PROBE_GAP_MS 400
 #define DECLINE_WAIT_MS 10000   /* RFC 2131 3.1: wait before restarting */
@@ -72,6 +78,7 @@ static struct {
 	uint32_t lease_s;
 	uint64_t t1, t2, expiry;    /* absolute ms */
 	uint64_t next_tx;           /* next (re)transmission, absolute ms */
+	uint64_t req_ms;            /* when this REQUEST transaction began */
 	uint32_t backoff_ms;
 	unsigned tries;
 } dh;
@@ -258,11 +265,21 @@ static void drop_lease(uint64_t now, const char *why)
 	start_discover(now);
 }
 
-static void bind(const struct dhcp_msg *m, uint64_t now)
+/* A REQUEST in RENEWING/REBINDING: a new transaction, timed from now. */
+static void send_renewal(uint64_t now)
+{
+	dh.xid = rand32();
+	dh.req_ms = now;
+	send_msg(DHCPREQUEST);
+}
+
+/* Bind the lease in m, counted from dh.req_ms (when the REQUEST went out). */
+static void bind(const struct dhcp_msg *m)
 {
 	char a[16], s[16];
 	bool renewed = dh.state == DHCP_RENEWING || dh.state == DHCP_REBINDING;
 	uint32_t lease = m->has_lease ? m->lease : 3600;
+	uint64_t start = dh.req_ms;
 
 	dh.ip = m->yiaddr;
 	if (m->has_server)
@@ -281,8 +298,6 @@ static void bind(const struct dhcp_msg *m, uint64_t now)
 	if (lease == 0xffffffffu) { /* infinite */
 		dh.t1 = dh.t2 = dh.expiry = UINT64_MAX;
 	} else {
-		if (lease < LEASE_MIN_S)
-			lease = LEASE_MIN_S;
 		uint64_t l = (uint64_t)lease * 1000;
 		uint64_t t1 = m->has_t1 ? (uint64_t)m->t1 * 1000 : l / 2;
 		uint64_t t2 = m->has_t2 ? (uint64_t)m->t2 * 1000 : l * 7 / 8;
@@ -290,9 +305,9 @@ static void bind(const struct dhcp_msg *m, uint64_t now)
 			t2 = l * 7 / 8;
 		if (t1 >= t2 || t1 == 0)
 			t1 = t2 / 2 < l / 2 ? t2 / 2 : l / 2;
-		dh.t1 = now + t1;
-		dh.t2 = now + t2;
-		dh.expiry = now + l;
+		dh.t1 = start + t1;
+		dh.t2 = start + t2;
+		dh.expiry = start + l;
 	}
 	dh.state = DHCP_BOUND;
 	dh.next_tx = UINT64_MAX;
@@ -326,6 +341,7 @@ static void dhcp_input(uint32_t src, uint16_t sport, uint32_t dst,
 		dh.state = DHCP_REQUESTING;
 		dh.tries = 1;
 		dh.backoff_ms = RETRY_FIRST_MS;
+		dh.req_ms = now; /* retransmissions keep the xid and this */
 		send_msg(DHCPREQUEST);
 		set_timer(now, dh.backoff_ms);
 		break;
@@ -341,9 +357,11 @@ static void dhcp_input(uint32_t src, uint16_t sport, uint32_t dst,
 			return;
 		}
 		/* An ACK names its server (RFC 2131 table 3): we renew
-		 * with it, so 0.0.0.0 or a broadcast one is refused. */
+		 * with it, so 0.0.0.0 or a broadcast one is refused; a
+		 * lease of 0 s is no lease. */
 		if (m.type != DHCPACK || !good_addr(m.yiaddr) ||
-		    !m.has_server || !good_addr(m.server))
+		    !m.has_server || !good_addr(m.server) ||
+		    (m.has_lease && m.lease == 0))
 			return;
 		if (dh.state == DHCP_REQUESTING ? m.yiaddr != dh.offered ||
 							  m.server != dh.server
@@ -358,7 +376,7 @@ static void dhcp_input(uint32_t src, uint16_t sport, uint32_t dst,
 			dh.next_tx = now + PROBE_GAP_MS;
 			return;
 		}
-		bind(&m, now);
+		bind(&m);
 		break;
 	default:
 		break;
@@ -388,6 +406,25 @@ bool dhcp_busy(void)
 {
 	return dh.state == DHCP_SELECTING || dh.state == DHCP_REQUESTING ||
 	       dh.state == DHCP_PROBING;
+}
+
+/* When dhcp_timer next has something to do: the main loop sleeps no
+ * longer, so T1, T2 and the lease's end are kept to the millisecond (an
+ * address must not be used past its lease, RFC 2131 4.4.5). */
+uint64_t dhcp_deadline(void)
+{
+	switch (dh.state) {
+	case DHCP_BOUND:
+		return dh.t1;
+	case DHCP_RENEWING:
+		return MIN(dh.next_tx, MIN(dh.t2, dh.expiry));
+	case DHCP_REBINDING:
+		return MIN(dh.next_tx, dh.expiry);
+	case DHCP_OFF:
+		return UINT64_MAX;
+	default:
+		return dh.next_tx;
+	}
 }
 
 /* The offered address is in use: DECLINE it, start over a bit later. */
@@ -451,7 +488,7 @@ void dhcp_timer(uint64_t now)
 			dh.next_tx = now + PROBE_GAP_MS;
 			return;
 		}
-		bind(&dh.ack, now);	/* nobody answered: ours */
+		bind(&dh.ack);	/* nobody answered: ours */
 		break;
 	case DHCP_SELECTING:
 	case DHCP_REQUESTING:
@@ -474,8 +511,7 @@ void dhcp_timer(uint64_t now)
 			printk("DHCP: renewing %s with %s\n", ip_str(dh.ip, a),
 			       ip_str(dh.server, b));
 			dh.state = DHCP_RENEWING;
-			dh.xid = rand32();
-			send_msg(DHCPREQUEST);
+			send_renewal(now);
 			set_renew_timer(now, dh.t2);
 		}
 		break;
@@ -489,12 +525,12 @@ void dhcp_timer(uint64_t now)
 			char a[16];
 			printk("DHCP: rebinding %s\n", ip_str(dh.ip, a));
 			dh.state = DHCP_REBINDING; /* any server may answer */
-			send_msg(DHCPREQUEST);
+			send_renewal(now);
 			set_renew_timer(now, dh.expiry);
 			return;
 		}
 		if (now >= dh.next_tx) {
-			send_msg(DHCPREQUEST);
+			send_renewal(now);
 			set_renew_timer(now,
 					dh.state == DHCP_RENEWING ? dh.t2
 								  : dh.expiry);

@@ -147,6 +147,7 @@ void dhcp_reset(void); /* forget everything, send nothing */
 void dhcp_timer(uint64_t now_ms);
 bool dhcp_bound(void);
 bool dhcp_busy(void); /* an exchange is under way (its retries need a tick) */
+uint64_t dhcp_deadline(void); /* next time dhcp_timer has work (ms), or UINT64_MAX */
 /* From arp.c: an ARP packet from another host (RFC 5227 probing). */
 void dhcp_arp_seen(uint32_t spa, uint32_t tpa);
 /* From arp.c: another host insists on our address: give it up. */

@@ -79,8 +79,14 @@ int net_poll(uint32_t timeout_ms)
 
 static uint32_t net_tick(void)
 {
-	return (tcp_busy() || arp_busy() || dhcp_busy()) ? NET_TICK_MS
-							 : NET_IDLE_TICK_MS;
+	if (tcp_busy() || arp_busy() || dhcp_busy())
+		return NET_TICK_MS;
+	/* idle, but not past DHCP's next deadline (T1, T2, lease end) */
+	uint64_t now = net_now_ms(), due = dhcp_deadline();
+	if (due <= now)
+		return 0;
+	return due - now < NET_IDLE_TICK_MS ? (uint32_t)(due - now)
+					    : NET_IDLE_TICK_MS;
 }
 
 void net_run(void)
