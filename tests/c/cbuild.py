@@ -13,6 +13,8 @@ from tests.support import require
 UNIKERNEL = Path(__file__).resolve().parents[2] / "unikernel"
 CORE = UNIKERNEL / "core"
 XEN = UNIKERNEL / "xen"
+# The simulated Xen peers' shared grant table and script reader (tests/c and tests/fuzz).
+SIMPEER = Path(__file__).resolve().parent / "simpeer.c"
 CFLAGS = ["-std=gnu11", "-g", "-O1", "-Wall", "-Wextra", "-Werror"]
 SAN = ["-fsanitize=address,undefined", "-fno-sanitize-recover=undefined", "-fno-omit-frame-pointer"]
 SAN_ENV = {"ASAN_OPTIONS": "detect_leaks=1:abort_on_error=0", "UBSAN_OPTIONS": "print_stacktrace=1"}

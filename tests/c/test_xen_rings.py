@@ -18,7 +18,7 @@ from pathlib import Path
 import pytest
 
 from mirage_env.bundled import build
-from tests.c.cbuild import CORE, XEN, clang, compile_c, run_checks
+from tests.c.cbuild import CORE, SIMPEER, XEN, clang, compile_c, run_checks
 from tests.support import require as need
 
 HERE = Path(__file__).resolve().parent
@@ -27,7 +27,7 @@ XEN_HEADERS = Path("/usr/include/xen/io/netif.h")
 
 def test_rings_against_simulated_backend(tmp_path):
     clang(XEN_HEADERS)
-    exe = compile_c(tmp_path / "xen_rings", [HERE / "xen_rings.c", XEN / "netfront_ring.c"], includes=(XEN, CORE))
+    exe = compile_c(tmp_path / "xen_rings", [HERE / "xen_rings.c", SIMPEER, XEN / "netfront_ring.c"], includes=(XEN, CORE))
     out = run_checks(exe, timeout=300)
     # the wrap-around runs really crossed 2^32 and the slow backend really filled the ring
     runs = re.findall(r"traffic idx0=(0x[0-9a-f]+|0) slow=(\d+): (\d+) frames each way, (\d+) full", out)
@@ -43,7 +43,7 @@ def test_blkfront_against_simulated_backend(tmp_path):
     response, rsp_prod jumping far ahead, error status, wrong operation, silence) ending in -1,
     never in an overrun, a hang or data delivered for a request that was not answered."""
     clang(XEN_HEADERS)
-    exe = compile_c(tmp_path / "xen_blkfront", [HERE / "xen_blkfront.c", XEN / "blkfront_ring.c"],
+    exe = compile_c(tmp_path / "xen_blkfront", [HERE / "xen_blkfront.c", SIMPEER, XEN / "blkfront_ring.c"],
                     includes=(XEN, CORE))
     out = run_checks(exe)
     runs = re.findall(r"reads mode=\d idx0=(0x[0-9a-f]+|0): (\d+) requests", out)

@@ -21,33 +21,19 @@
 #include "blkfront.h"
 
 #include "check.h"
+#include "simpeer.h"
 
 #define BACKEND 0
 #define PORT 9
 #define DISK_SECTORS 4096
-#define GNT_MAX 64
 
-static struct {
-	bool used, ro;
-	uint16_t domid;
-	uint8_t *page;
-} gnt[GNT_MAX];
-static int gnt_next, fail_grant_after = -1;
+/* grant table: simpeer.c */
 static int fe_notifies, waits;
 static uint8_t disk[DISK_SECTORS * BF_SECT];
 
 int bf_grant(uint16_t domid, void *page, bool readonly)
 {
-	if (((uintptr_t)page & (BF_PAGE_SIZE - 1)) != 0)
-		return -1;
-	if (gnt_next >= GNT_MAX || gnt_next == fail_grant_after)
-		return -1;
-	int ref = gnt_next++;
-	gnt[ref].used = true;
-	gnt[ref].ro = readonly;
-	gnt[ref].domid = domid;
-	gnt[ref].page = page;
-	return ref;
+	return sim_grant(domid, page, readonly);
 }
 
 void bf_notify(uint32_t port)
@@ -58,11 +44,7 @@ void bf_notify(uint32_t port)
 
 static uint8_t *be_map(grant_ref_t ref, bool write)
 {
-	if (ref >= GNT_MAX || !gnt[ref].used || gnt[ref].domid != BACKEND)
-		return NULL;
-	if (write && gnt[ref].ro)
-		return NULL;
-	return gnt[ref].page;
+	return sim_map(BACKEND, ref, write);
 }
 
 /* ---- simulated blkback ---------------------------------------------- */
@@ -206,8 +188,7 @@ static uint8_t buf[(DISK_SECTORS + 1) * BF_SECT]; /* one sector of slack: overru
 static void setup(struct blkfront *bf, enum mode m, RING_IDX idx0)
 {
 	memset(pages, 0, (size_t)BF_PAGES * BF_PAGE_SIZE);
-	memset(gnt, 0, sizeof(gnt));
-	gnt_next = 0;
+	sim_gnt_reset();
 	fe_notifies = waits = 0;
 	mode = m;
 	CHECK_EQ(bf_init(bf, BACKEND, 51728, PORT, pages, idx0), 0);
@@ -324,11 +305,10 @@ static void test_silent(void)
 static void test_grant_failure(void)
 {
 	struct blkfront bf;
-	memset(gnt, 0, sizeof(gnt));
-	gnt_next = 0;
-	fail_grant_after = 4;
+	sim_gnt_reset();
+	sim_fail_grant_after = 4;
 	CHECK_EQ(bf_init(&bf, BACKEND, 0, PORT, pages, 0), -1);
-	fail_grant_after = -1;
+	sim_fail_grant_after = -1;
 }
 
 int main(void)
