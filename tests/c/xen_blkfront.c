@@ -201,6 +201,15 @@ static bool same(uint64_t sector, uint64_t n)
 	return memcmp(buf, disk + sector * BF_SECT, n * BF_SECT) == 0;
 }
 
+/* A read refused before any request reaches the ring (out of range, or
+ * the device is dead). */
+static void check_refused(struct blkfront *bf, uint64_t sector, uint64_t count)
+{
+	uint32_t reqs = bf->st.reqs;
+	CHECK_EQ(bf_read(bf, sector, buf, count), -1);
+	CHECK_EQ(bf->st.reqs, reqs);
+}
+
 static void test_reads(enum mode m, RING_IDX idx0)
 {
 	struct blkfront bf;
@@ -224,11 +233,9 @@ static void test_reads(enum mode m, RING_IDX idx0)
 	printf("reads mode=%d idx0=%#x: %u requests, %d notifications, %d waits, ring idx now %#x\n",
 	       (int)m, idx0, bf.st.reqs, fe_notifies, waits, bf.ring.req_prod_pvt);
 	/* out of range: refused before any request */
-	uint32_t reqs = bf.st.reqs;
-	CHECK_EQ(bf_read(&bf, DISK_SECTORS, buf, 1), -1);
-	CHECK_EQ(bf_read(&bf, DISK_SECTORS - 1, buf, 2), -1);
-	CHECK_EQ(bf_read(&bf, UINT64_MAX, buf, 2), -1);
-	CHECK_EQ(bf.st.reqs, reqs);
+	check_refused(&bf, DISK_SECTORS, 1);
+	check_refused(&bf, DISK_SECTORS - 1, 2);
+	check_refused(&bf, UINT64_MAX, 2);
 	CHECK(!bf.broken);
 }
 
@@ -242,9 +249,7 @@ static void test_bad_id(void)
 	CHECK_EQ(bf.st.bad_id, 1);
 	CHECK(bf.broken);
 	CHECK_EQ(buf[0], 0x5a); /* no data delivered for it */
-	uint32_t reqs = bf.st.reqs;
-	CHECK_EQ(bf_read(&bf, 41, buf, 20), -1); /* dead: no more requests */
-	CHECK_EQ(bf.st.reqs, reqs);
+	check_refused(&bf, 41, 20); /* dead */
 }
 
 static void test_dup_id(void)
@@ -270,9 +275,7 @@ static void test_extra_and_jump(enum mode m)
 	CHECK_EQ(bf_read(&bf, 5, buf, 24), -1);
 	CHECK_EQ(bf.st.bad_prod, 1);
 	CHECK(bf.broken);
-	uint32_t reqs = bf.st.reqs;
-	CHECK_EQ(bf_read(&bf, 5, buf, 1), -1); /* dead: no more requests */
-	CHECK_EQ(bf.st.reqs, reqs);
+	check_refused(&bf, 5, 1); /* dead */
 }
 
 static void test_errors(void)
