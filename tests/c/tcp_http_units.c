@@ -1235,23 +1235,32 @@ static void test_http_server_timeout(void)
 	CHECK(last()->flags & FIN);
 }
 
+/* A peer that answers with window 0 for ever: each round the clock moves
+ * step ms, timers run and it ACKs again, until no connection is left (at
+ * most max rounds). The rounds it took. */
+static int zero_window_rounds(uint16_t sport, uint32_t seq, uint64_t step, int max)
+{
+	int i;
+	for (i = 0; i < max && tcp_conn_count(); i++) {
+		now += step;
+		tcp_timer(now);
+		feed(sport, 8080, seq, ISS + 1, ACK, 0, NULL, 0);
+	}
+	return i;
+}
+
 static void test_http_server_peer_never_reads(void)
 {
 	/* A client that requests a body and then keeps its window at zero
 	 * forever (answering our probes) must not hold the connection. */
 	const char *q = "GET /big HTTP/1.1\r\nHost: h\r\n\r\n";
 	uint32_t seq = http_setup(5007);
-	int i;
 
 	feed(5007, 8080, seq, ISS + 1, ACK, 0, q, strlen(q));
 	seq += (uint32_t)strlen(q);
-	for (i = 0; i < 200 && tcp_conn_count(); i++) {
-		now += 5000;
-		tcp_timer(now);
-		feed(5007, 8080, seq, ISS + 1, ACK, 0, NULL, 0);
-	}
+	int rounds = zero_window_rounds(5007, seq, 5000, 200);
 	CHECK(tcp_conn_count() == 0);
-	CHECK(i < 200);
+	CHECK(rounds < 200);
 }
 
 static void test_http_server_stuck_stream_aborted(void)
@@ -1261,15 +1270,10 @@ static void test_http_server_stuck_stream_aborted(void)
 	static char got[4096];
 	const char *q = "GET /big HTTP/1.1\r\nHost: h\r\n\r\nGET /big HTTP/1.1\r\nHost: h\r\n\r\n";
 	uint32_t seq = http_setup(5008);
-	int i;
 
 	feed(5008, 8080, seq, ISS + 1, ACK, 1000, q, strlen(q));
 	seq += (uint32_t)strlen(q);
-	for (i = 0; i < 100 && tcp_conn_count(); i++) {
-		now += 1000;
-		tcp_timer(now);
-		feed(5008, 8080, seq, ISS + 1, ACK, 0, NULL, 0);
-	}
+	zero_window_rounds(5008, seq, 1000, 100);
 	collect(5008, got, sizeof(got));
 	CHECK(tcp_conn_count() == 0);
 	CHECK(last()->flags & RST);
