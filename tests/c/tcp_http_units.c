@@ -1132,14 +1132,21 @@ static uint32_t http_setup(uint16_t sport)
 	return IRS + 1;
 }
 
+/* A new connection from sport sends q in one segment (ACK|PSH, window
+ * 65535); what the server answered, in got. */
+static void http_ask(uint16_t sport, const char *q, char *got, size_t cap)
+{
+	uint32_t seq = http_setup(sport);
+	feed(sport, 8080, seq, ISS + 1, ACK | PSH, 65535, q, strlen(q));
+	collect(sport, got, cap);
+}
+
 static void test_http_server_keepalive_pipelined(void)
 {
 	static char got[20000];
 	const char *reqs = "GET /one HTTP/1.1\r\nHost: h\r\n\r\nGET /none HTTP/1.1\r\nHost: h\r\n\r\nHEAD /x HTTP/1.1\r\nHost: h\r\n\r\n";
-	uint32_t seq = http_setup(5000);
 
-	feed(5000, 8080, seq, ISS + 1, ACK | PSH, 65535, reqs, strlen(reqs));
-	collect(5000, got, sizeof(got));
+	http_ask(5000, reqs, got, sizeof(got));
 	if (getenv("SHOW")) fputs(got, stdout);
 	CHECK(strstr(got, "HTTP/1.1 200 OK\r\n") == got);
 	CHECK(strstr(got, "Content-Length: 10\r\n\r\npath /one\n") != NULL);
@@ -1155,26 +1162,17 @@ static void test_http_server_keepalive_pipelined(void)
 static void test_http_server_close_and_errors(void)
 {
 	static char got[4096];
-	const char *q = "GET /a HTTP/1.1\r\nHost: h\r\nConnection: close\r\n\r\n";
-	uint32_t seq = http_setup(5001);
 
-	feed(5001, 8080, seq, ISS + 1, ACK, 65535, q, strlen(q));
-	collect(5001, got, sizeof(got));
+	http_ask(5001, "GET /a HTTP/1.1\r\nHost: h\r\nConnection: close\r\n\r\n", got, sizeof(got));
 	CHECK(strstr(got, "Connection: close\r\n") != NULL);
 	CHECK(last()->flags & FIN);
 
-	seq = http_setup(5002);
-	q = "GET /a?x=%zz HTTP/1.1\r\nHost: h\r\n\r\n";
-	feed(5002, 8080, seq, ISS + 1, ACK, 65535, q, strlen(q));
-	collect(5002, got, sizeof(got));
+	http_ask(5002, "GET /a?x=%zz HTTP/1.1\r\nHost: h\r\n\r\n", got, sizeof(got));
 	CHECK(strstr(got, "HTTP/1.1 400 Bad Request\r\n") == got);
 	CHECK(strstr(got, "Content-Length: 12\r\n") != NULL);
 	CHECK(last()->flags & FIN);
 
-	seq = http_setup(5003);
-	q = "PUT /a HTTP/1.1\r\nHost: h\r\n\r\n";
-	feed(5003, 8080, seq, ISS + 1, ACK, 65535, q, strlen(q));
-	collect(5003, got, sizeof(got));
+	http_ask(5003, "PUT /a HTTP/1.1\r\nHost: h\r\n\r\n", got, sizeof(got));
 	CHECK(strstr(got, "HTTP/1.1 405 Method Not Allowed\r\n") == got);
 	CHECK(strstr(got, "Allow: GET, HEAD\r\n") != NULL);
 }
