@@ -129,6 +129,8 @@ static void parse_cmdline(const char *line, size_t cap)
 	struct cmdline_val v;
 	uint32_t ip;
 	unsigned plen;
+	console_ts = cmdline_flag(line, cap, "ts"); /* first: it stamps the lines below */
+	blkdump = cmdline_flag(line, cap, "blkdump");
 	if (cmdline_get(line, cap, "ip", &v)) {
 		if (cmdline_ipv4_prefix(v, &ip, &plen) == 0 && ip) {
 			netcfg.dhcp = false;
@@ -144,8 +146,6 @@ static void parse_cmdline(const char *line, size_t cap)
 		else
 			printk("cmdline: bad gw= ignored (A.B.C.D)\n");
 	}
-	blkdump = cmdline_flag(line, cap, "blkdump");
-	console_ts = cmdline_flag(line, cap, "ts");
 	if (cmdline_get(line, cap, "selftest", &v)) {
 		if (cmdline_is(v, "null") || cmdline_is(v, "ud"))
 			selftest = v;
