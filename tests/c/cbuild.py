@@ -13,6 +13,9 @@ from tests.support import require
 UNIKERNEL = Path(__file__).resolve().parents[2] / "unikernel"
 CORE = UNIKERNEL / "core"
 XEN = UNIKERNEL / "xen"
+# The simulated Xen peers' shared grant table and script reader (tests/c and tests/fuzz).
+HERE = Path(__file__).resolve().parent
+SIMPEER = HERE / "simpeer.c"
 CFLAGS = ["-std=gnu11", "-g", "-O1", "-Wall", "-Wextra", "-Werror"]
 SAN = ["-fsanitize=address,undefined", "-fno-sanitize-recover=undefined", "-fno-omit-frame-pointer"]
 SAN_ENV = {"ASAN_OPTIONS": "detect_leaks=1:abort_on_error=0", "UBSAN_OPTIONS": "print_stacktrace=1"}
@@ -47,3 +50,11 @@ def run_checks(exe: Path, timeout: float = 120) -> str:
     assert res.returncode == 0, res.stdout + res.stderr
     assert re.search(r"^\d+ checks, 0 failures$", res.stdout, re.M), res.stdout
     return res.stdout
+
+
+def check_xen_engine(tmp: Path, test: str, engine: str, header: Path, timeout: float = 120) -> str:
+    """tests/c/<test>.c (with the simulated peer, simpeer.c) against unikernel/xen/<engine>.c: built,
+    run, its output (skips without clang or the Xen public header `header`)."""
+    clang(header)
+    exe = compile_c(tmp / test, [HERE / f"{test}.c", SIMPEER, XEN / f"{engine}.c"], includes=(XEN, CORE))
+    return run_checks(exe, timeout=timeout)

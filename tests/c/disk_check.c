@@ -24,6 +24,8 @@
 #include "platform.h"
 #include "sha256.h"
 
+#include "auth_record.h"
+
 const struct kv_entry kv_table[1];
 const size_t kv_count = 0;
 
@@ -95,25 +97,10 @@ int main(int argc, char **argv)
 			get(line);
 		}
 	} else if (!strcmp(argv[2], "auth") && argc == 5) {
-		char key[128];
-		const struct kv_entry *e;
-		uint8_t dk[32];
-		size_t ul = strlen(argv[3]);
-
-		if (ul > 100)
+		const char *v = auth_verdict(argv[3], argv[4]);
+		if (!v)
 			return 2;
-		memcpy(key, "user/", 5);
-		memcpy(key + 5, argv[3], ul);
-		e = kv_get(key, 5 + ul);
-		if (!e) {
-			puts("nouser");
-		} else if (e->vallen != 52) {
-			puts("badrecord");
-		} else {
-			pbkdf2_sha256(argv[4], strlen(argv[4]), e->val + 4, 16,
-				      rd32(e->val), dk, 32);
-			puts(ct_memcmp(dk, e->val + 20, 32) == 0 ? "ok" : "bad");
-		}
+		puts(v);
 	} else {
 		return 2;
 	}

@@ -1138,30 +1138,29 @@ static void test_dhcp_nak_and_release(void)
 	CHECK_EQ(test_ntx, 0);
 }
 
+/* Bound with this lease (s) and these options: quiet until t0 + before ms,
+ * the renewing REQUEST at t0 + at ms. */
+static void check_renewal(uint32_t lease, const uint8_t *opts, size_t n, uint64_t before, uint64_t at)
+{
+	dhcp_to_bound(lease, opts, n);
+	uint64_t t0 = dhcp_req_at;	/* lease, T1 and T2 count from the REQUEST */
+	learn_neighbour(SERVER_MAC, SERVER);
+	test_now = t0 + before;
+	dhcp_timer(test_now);
+	CHECK_EQ(test_ntx, 0);
+	test_now = t0 + at;
+	dhcp_timer(test_now);
+	CHECK_EQ(test_ntx, 1);
+}
+
 static void test_dhcp_lease_options(void)
 {
 	/* explicit T1/T2 are used */
 	const uint8_t t12[] = { 58, 4, 0, 0, 0, 10, 59, 4, 0, 0, 0, 20 };
-	dhcp_to_bound(100, t12, sizeof(t12));
-	uint64_t t0 = dhcp_req_at;
-	learn_neighbour(SERVER_MAC, SERVER);
-	test_now = t0 + 9999;
-	dhcp_timer(test_now);
-	CHECK_EQ(test_ntx, 0);
-	test_now = t0 + 10000;
-	dhcp_timer(test_now);
-	CHECK_EQ(test_ntx, 1);
+	check_renewal(100, t12, sizeof(t12), 9999, 10000);
 	/* nonsense T1 > T2 > lease falls back to 50% / 87.5% */
 	const uint8_t bad[] = { 58, 4, 0, 0, 1, 0, 59, 4, 0, 0, 0, 200 };
-	dhcp_to_bound(100, bad, sizeof(bad));
-	t0 = dhcp_req_at;
-	learn_neighbour(SERVER_MAC, SERVER);
-	test_now = t0 + 43000;
-	dhcp_timer(test_now);
-	CHECK_EQ(test_ntx, 0);
-	test_now = t0 + 50000;
-	dhcp_timer(test_now);
-	CHECK_EQ(test_ntx, 1);
+	check_renewal(100, bad, sizeof(bad), 43000, 50000);
 	/* infinite lease: never renews */
 	dhcp_to_bound(0xffffffffu, NULL, 0);
 	learn_neighbour(SERVER_MAC, SERVER);
@@ -1171,15 +1170,8 @@ static void test_dhcp_lease_options(void)
 	CHECK(dhcp_bound());
 	/* a short lease is used as given, never longer than the server
 	 * lent it: 4 s is T1 2 s, T2 3.5 s, given up at 4 s */
-	dhcp_to_bound(4, NULL, 0);
-	t0 = dhcp_req_at;
-	learn_neighbour(SERVER_MAC, SERVER);
-	test_now = t0 + 1999;
-	dhcp_timer(test_now);
-	CHECK_EQ(test_ntx, 0);
-	test_now = t0 + 2000;
-	dhcp_timer(test_now);
-	CHECK_EQ(test_ntx, 1);
+	check_renewal(4, NULL, 0, 1999, 2000);
+	uint64_t t0 = dhcp_req_at;
 	test_now = t0 + 3999;
 	dhcp_timer(test_now);
 	CHECK(dhcp_bound() && net_ip() == ME);

@@ -1132,14 +1132,21 @@ static uint32_t http_setup(uint16_t sport)
 	return IRS + 1;
 }
 
+/* A new connection from sport sends q in one segment (ACK|PSH, window
+ * 65535); what the server answered, in got. */
+static void http_ask(uint16_t sport, const char *q, char *got, size_t cap)
+{
+	uint32_t seq = http_setup(sport);
+	feed(sport, 8080, seq, ISS + 1, ACK | PSH, 65535, q, strlen(q));
+	collect(sport, got, cap);
+}
+
 static void test_http_server_keepalive_pipelined(void)
 {
 	static char got[20000];
 	const char *reqs = "GET /one HTTP/1.1\r\nHost: h\r\n\r\nGET /none HTTP/1.1\r\nHost: h\r\n\r\nHEAD /x HTTP/1.1\r\nHost: h\r\n\r\n";
-	uint32_t seq = http_setup(5000);
 
-	feed(5000, 8080, seq, ISS + 1, ACK | PSH, 65535, reqs, strlen(reqs));
-	collect(5000, got, sizeof(got));
+	http_ask(5000, reqs, got, sizeof(got));
 	if (getenv("SHOW")) fputs(got, stdout);
 	CHECK(strstr(got, "HTTP/1.1 200 OK\r\n") == got);
 	CHECK(strstr(got, "Content-Length: 10\r\n\r\npath /one\n") != NULL);
@@ -1155,26 +1162,17 @@ static void test_http_server_keepalive_pipelined(void)
 static void test_http_server_close_and_errors(void)
 {
 	static char got[4096];
-	const char *q = "GET /a HTTP/1.1\r\nHost: h\r\nConnection: close\r\n\r\n";
-	uint32_t seq = http_setup(5001);
 
-	feed(5001, 8080, seq, ISS + 1, ACK, 65535, q, strlen(q));
-	collect(5001, got, sizeof(got));
+	http_ask(5001, "GET /a HTTP/1.1\r\nHost: h\r\nConnection: close\r\n\r\n", got, sizeof(got));
 	CHECK(strstr(got, "Connection: close\r\n") != NULL);
 	CHECK(last()->flags & FIN);
 
-	seq = http_setup(5002);
-	q = "GET /a?x=%zz HTTP/1.1\r\nHost: h\r\n\r\n";
-	feed(5002, 8080, seq, ISS + 1, ACK, 65535, q, strlen(q));
-	collect(5002, got, sizeof(got));
+	http_ask(5002, "GET /a?x=%zz HTTP/1.1\r\nHost: h\r\n\r\n", got, sizeof(got));
 	CHECK(strstr(got, "HTTP/1.1 400 Bad Request\r\n") == got);
 	CHECK(strstr(got, "Content-Length: 12\r\n") != NULL);
 	CHECK(last()->flags & FIN);
 
-	seq = http_setup(5003);
-	q = "PUT /a HTTP/1.1\r\nHost: h\r\n\r\n";
-	feed(5003, 8080, seq, ISS + 1, ACK, 65535, q, strlen(q));
-	collect(5003, got, sizeof(got));
+	http_ask(5003, "PUT /a HTTP/1.1\r\nHost: h\r\n\r\n", got, sizeof(got));
 	CHECK(strstr(got, "HTTP/1.1 405 Method Not Allowed\r\n") == got);
 	CHECK(strstr(got, "Allow: GET, HEAD\r\n") != NULL);
 }
@@ -1235,23 +1233,32 @@ static void test_http_server_timeout(void)
 	CHECK(last()->flags & FIN);
 }
 
+/* A peer that answers with window 0 for ever: each round the clock moves
+ * step ms, timers run and it ACKs again, until no connection is left (at
+ * most max rounds). The rounds it took. */
+static int zero_window_rounds(uint16_t sport, uint32_t seq, uint64_t step, int max)
+{
+	int i;
+	for (i = 0; i < max && tcp_conn_count(); i++) {
+		now += step;
+		tcp_timer(now);
+		feed(sport, 8080, seq, ISS + 1, ACK, 0, NULL, 0);
+	}
+	return i;
+}
+
 static void test_http_server_peer_never_reads(void)
 {
 	/* A client that requests a body and then keeps its window at zero
 	 * forever (answering our probes) must not hold the connection. */
 	const char *q = "GET /big HTTP/1.1\r\nHost: h\r\n\r\n";
 	uint32_t seq = http_setup(5007);
-	int i;
 
 	feed(5007, 8080, seq, ISS + 1, ACK, 0, q, strlen(q));
 	seq += (uint32_t)strlen(q);
-	for (i = 0; i < 200 && tcp_conn_count(); i++) {
-		now += 5000;
-		tcp_timer(now);
-		feed(5007, 8080, seq, ISS + 1, ACK, 0, NULL, 0);
-	}
+	int rounds = zero_window_rounds(5007, seq, 5000, 200);
 	CHECK(tcp_conn_count() == 0);
-	CHECK(i < 200);
+	CHECK(rounds < 200);
 }
 
 static void test_http_server_stuck_stream_aborted(void)
@@ -1261,15 +1268,10 @@ static void test_http_server_stuck_stream_aborted(void)
 	static char got[4096];
 	const char *q = "GET /big HTTP/1.1\r\nHost: h\r\n\r\nGET /big HTTP/1.1\r\nHost: h\r\n\r\n";
 	uint32_t seq = http_setup(5008);
-	int i;
 
 	feed(5008, 8080, seq, ISS + 1, ACK, 1000, q, strlen(q));
 	seq += (uint32_t)strlen(q);
-	for (i = 0; i < 100 && tcp_conn_count(); i++) {
-		now += 1000;
-		tcp_timer(now);
-		feed(5008, 8080, seq, ISS + 1, ACK, 0, NULL, 0);
-	}
+	zero_window_rounds(5008, seq, 1000, 100);
 	collect(5008, got, sizeof(got));
 	CHECK(tcp_conn_count() == 0);
 	CHECK(last()->flags & RST);

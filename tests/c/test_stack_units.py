@@ -30,6 +30,13 @@ def test_stack_units(tmp_path):
     assert "FAIL" not in out
 
 
+def test_cmdline_reader(tmp_path):
+    """core/cmdline.c (the one reader of the kernel command line) against hostile lines."""
+    out = run_checks(compile_c(tmp_path / "cmdline_check", [HERE / "cmdline_check.c", CORE / "cmdline.c"],
+                               includes=(CORE, HERE)))
+    assert int(out.split()[0]) >= 80, out
+
+
 def test_core_is_freestanding():
     """core/ and apps/ include only the freestanding headers and our own."""
     for path in sorted(list(CORE.glob("*.[ch]")) + list((UNIKERNEL / "apps").glob("*.c"))):

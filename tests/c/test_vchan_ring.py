@@ -18,17 +18,14 @@ from pathlib import Path
 import pytest
 
 from mirage_env.bundled import BuildError, build
-from tests.c.cbuild import CORE, XEN, clang, compile_c, run_checks
+from tests.c.cbuild import check_xen_engine
 from tests.support import require
 
-HERE = Path(__file__).resolve().parent
 VCHAN_HEADER = Path("/usr/include/xen/io/libxenvchan.h")
 
 
 def test_vchan_ring_against_simulated_client(tmp_path):
-    clang(VCHAN_HEADER)
-    exe = compile_c(tmp_path / "vchan_ring", [HERE / "vchan_ring.c", XEN / "vchan_ring.c"], includes=(XEN, CORE))
-    out = run_checks(exe, timeout=300)
+    out = check_xen_engine(tmp_path, "vchan_ring", "vchan_ring", VCHAN_HEADER, timeout=300)
     runs = re.findall(r"traffic order=(\d+) idx0=(0x[0-9a-f]+|0): (\d+) bytes each way, end idx (0x[0-9a-f]+), "
                       r"full left (\d+) right (\d+)", out)
     assert len(runs) == 4, out

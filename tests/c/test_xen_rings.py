@@ -18,17 +18,14 @@ from pathlib import Path
 import pytest
 
 from mirage_env.bundled import build
-from tests.c.cbuild import CORE, XEN, clang, compile_c, run_checks
+from tests.c.cbuild import XEN, check_xen_engine, clang
 from tests.support import require as need
 
-HERE = Path(__file__).resolve().parent
 XEN_HEADERS = Path("/usr/include/xen/io/netif.h")
 
 
 def test_rings_against_simulated_backend(tmp_path):
-    clang(XEN_HEADERS)
-    exe = compile_c(tmp_path / "xen_rings", [HERE / "xen_rings.c", XEN / "netfront_ring.c"], includes=(XEN, CORE))
-    out = run_checks(exe, timeout=300)
+    out = check_xen_engine(tmp_path, "xen_rings", "netfront_ring", XEN_HEADERS, timeout=300)
     # the wrap-around runs really crossed 2^32 and the slow backend really filled the ring
     runs = re.findall(r"traffic idx0=(0x[0-9a-f]+|0) slow=(\d+): (\d+) frames each way, (\d+) full", out)
     assert len(runs) == 4, out
@@ -42,10 +39,7 @@ def test_blkfront_against_simulated_backend(tmp_path):
     time answers, the 2^32 index wrap, and hostile backends (invented id, duplicate id, an extra
     response, rsp_prod jumping far ahead, error status, wrong operation, silence) ending in -1,
     never in an overrun, a hang or data delivered for a request that was not answered."""
-    clang(XEN_HEADERS)
-    exe = compile_c(tmp_path / "xen_blkfront", [HERE / "xen_blkfront.c", XEN / "blkfront_ring.c"],
-                    includes=(XEN, CORE))
-    out = run_checks(exe)
+    out = check_xen_engine(tmp_path, "xen_blkfront", "blkfront_ring", XEN_HEADERS)
     runs = re.findall(r"reads mode=\d idx0=(0x[0-9a-f]+|0): (\d+) requests", out)
     assert len(runs) == 3 and any(int(i, 16) > 0xFFFFF000 for i, _ in runs), out
 
@@ -55,9 +49,7 @@ def test_xenstore_client_against_simulated_daemon(tmp_path):
     2^32 index wrap, requests bigger than the ring, replies byte by byte, stale replies and watch
     events skipped, and hostile or dead daemons (oversized lengths, corrupt indices, silence)
     ending in an error after the timeout, never an overrun or a hang."""
-    clang(XEN_HEADERS)
-    run_checks(compile_c(tmp_path / "xen_xenstore", [HERE / "xen_xenstore.c", XEN / "xenstore.c"],
-                         includes=(XEN, CORE)))
+    check_xen_engine(tmp_path, "xen_xenstore", "xenstore", XEN_HEADERS)
 
 
 def elf_notes(readelf: str, image: Path) -> str:

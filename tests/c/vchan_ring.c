@@ -39,20 +39,19 @@ _Static_assert(sizeof(struct vchan_shared) == sizeof(struct vchan_interface), "s
 _Static_assert(VCHAN_NOTIFY_WRITE == 1 && VCHAN_NOTIFY_READ == 2, "flags");
 
 #include "check.h"
+#include "simpeer.h"
 
-/* ---- simulated grant table and event channel --------------------------- */
-#define GNT_MAX 128
-static uint8_t *gnt_page[GNT_MAX];
-static uint32_t gnt_next = 8; /* like Xen: the first refs are reserved */
+/* ---- simulated grant table (simpeer.c) and event channel ---------------- */
+#define CLIENT 0
 static int srv_events;        /* server -> client (vchan_notify_peer) */
 static int cli_events;        /* client -> server */
 
 static uint32_t grant(uint8_t *page)
 {
-	if (gnt_next >= GNT_MAX)
+	int ref = sim_grant(CLIENT, page, false);
+	if (ref < 0)
 		abort();
-	gnt_page[gnt_next] = page;
-	return gnt_next++;
+	return (uint32_t)ref;
 }
 
 void vchan_notify_peer(struct vchan *v)
@@ -85,10 +84,9 @@ static int map_ring(struct client *c, unsigned order, uint8_t **pages,
 		return 0;
 	}
 	for (uint32_t i = 0; i < *size / VCHAN_PAGE; i++) {
-		uint32_t ref = c->sh->grants[(*g)++];
-		if (ref >= GNT_MAX || !gnt_page[ref])
+		pages[i] = sim_map(CLIENT, c->sh->grants[(*g)++], true);
+		if (!pages[i])
 			return -1;
-		pages[i] = gnt_page[ref];
 	}
 	return 0;
 }
@@ -160,8 +158,8 @@ struct fixture {
 static int fixture_init(struct fixture *f, unsigned lo, unsigned ro)
 {
 	memset(f, 0, sizeof(*f));
-	gnt_next = 8;
-	memset(gnt_page, 0, sizeof(gnt_page));
+	sim_gnt_reset();
+	sim_gnt_next = 8; /* like Xen: the first refs are reserved */
 	f->ctrl = aligned_alloc(VCHAN_PAGE, VCHAN_PAGE);
 	memset(f->ctrl, 0xa5, VCHAN_PAGE); /* not zeroed: setup must write all */
 	/* pages only for valid orders (the refused ones never get that far) */

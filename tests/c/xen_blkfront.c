@@ -21,33 +21,19 @@
 #include "blkfront.h"
 
 #include "check.h"
+#include "simpeer.h"
 
 #define BACKEND 0
 #define PORT 9
 #define DISK_SECTORS 4096
-#define GNT_MAX 64
 
-static struct {
-	bool used, ro;
-	uint16_t domid;
-	uint8_t *page;
-} gnt[GNT_MAX];
-static int gnt_next, fail_grant_after = -1;
+/* grant table: simpeer.c */
 static int fe_notifies, waits;
 static uint8_t disk[DISK_SECTORS * BF_SECT];
 
 int bf_grant(uint16_t domid, void *page, bool readonly)
 {
-	if (((uintptr_t)page & (BF_PAGE_SIZE - 1)) != 0)
-		return -1;
-	if (gnt_next >= GNT_MAX || gnt_next == fail_grant_after)
-		return -1;
-	int ref = gnt_next++;
-	gnt[ref].used = true;
-	gnt[ref].ro = readonly;
-	gnt[ref].domid = domid;
-	gnt[ref].page = page;
-	return ref;
+	return sim_grant(domid, page, readonly);
 }
 
 void bf_notify(uint32_t port)
@@ -58,11 +44,7 @@ void bf_notify(uint32_t port)
 
 static uint8_t *be_map(grant_ref_t ref, bool write)
 {
-	if (ref >= GNT_MAX || !gnt[ref].used || gnt[ref].domid != BACKEND)
-		return NULL;
-	if (write && gnt[ref].ro)
-		return NULL;
-	return gnt[ref].page;
+	return sim_map(BACKEND, ref, write);
 }
 
 /* ---- simulated blkback ---------------------------------------------- */
@@ -206,8 +188,7 @@ static uint8_t buf[(DISK_SECTORS + 1) * BF_SECT]; /* one sector of slack: overru
 static void setup(struct blkfront *bf, enum mode m, RING_IDX idx0)
 {
 	memset(pages, 0, (size_t)BF_PAGES * BF_PAGE_SIZE);
-	memset(gnt, 0, sizeof(gnt));
-	gnt_next = 0;
+	sim_gnt_reset();
 	fe_notifies = waits = 0;
 	mode = m;
 	CHECK_EQ(bf_init(bf, BACKEND, 51728, PORT, pages, idx0), 0);
@@ -218,6 +199,15 @@ static void setup(struct blkfront *bf, enum mode m, RING_IDX idx0)
 static bool same(uint64_t sector, uint64_t n)
 {
 	return memcmp(buf, disk + sector * BF_SECT, n * BF_SECT) == 0;
+}
+
+/* A read refused before any request reaches the ring (out of range, or
+ * the device is dead). */
+static void check_refused(struct blkfront *bf, uint64_t sector, uint64_t count)
+{
+	uint32_t reqs = bf->st.reqs;
+	CHECK_EQ(bf_read(bf, sector, buf, count), -1);
+	CHECK_EQ(bf->st.reqs, reqs);
 }
 
 static void test_reads(enum mode m, RING_IDX idx0)
@@ -243,11 +233,9 @@ static void test_reads(enum mode m, RING_IDX idx0)
 	printf("reads mode=%d idx0=%#x: %u requests, %d notifications, %d waits, ring idx now %#x\n",
 	       (int)m, idx0, bf.st.reqs, fe_notifies, waits, bf.ring.req_prod_pvt);
 	/* out of range: refused before any request */
-	uint32_t reqs = bf.st.reqs;
-	CHECK_EQ(bf_read(&bf, DISK_SECTORS, buf, 1), -1);
-	CHECK_EQ(bf_read(&bf, DISK_SECTORS - 1, buf, 2), -1);
-	CHECK_EQ(bf_read(&bf, UINT64_MAX, buf, 2), -1);
-	CHECK_EQ(bf.st.reqs, reqs);
+	check_refused(&bf, DISK_SECTORS, 1);
+	check_refused(&bf, DISK_SECTORS - 1, 2);
+	check_refused(&bf, UINT64_MAX, 2);
 	CHECK(!bf.broken);
 }
 
@@ -261,9 +249,7 @@ static void test_bad_id(void)
 	CHECK_EQ(bf.st.bad_id, 1);
 	CHECK(bf.broken);
 	CHECK_EQ(buf[0], 0x5a); /* no data delivered for it */
-	uint32_t reqs = bf.st.reqs;
-	CHECK_EQ(bf_read(&bf, 41, buf, 20), -1); /* dead: no more requests */
-	CHECK_EQ(bf.st.reqs, reqs);
+	check_refused(&bf, 41, 20); /* dead */
 }
 
 static void test_dup_id(void)
@@ -289,9 +275,7 @@ static void test_extra_and_jump(enum mode m)
 	CHECK_EQ(bf_read(&bf, 5, buf, 24), -1);
 	CHECK_EQ(bf.st.bad_prod, 1);
 	CHECK(bf.broken);
-	uint32_t reqs = bf.st.reqs;
-	CHECK_EQ(bf_read(&bf, 5, buf, 1), -1); /* dead: no more requests */
-	CHECK_EQ(bf.st.reqs, reqs);
+	check_refused(&bf, 5, 1); /* dead */
 }
 
 static void test_errors(void)
@@ -324,11 +308,10 @@ static void test_silent(void)
 static void test_grant_failure(void)
 {
 	struct blkfront bf;
-	memset(gnt, 0, sizeof(gnt));
-	gnt_next = 0;
-	fail_grant_after = 4;
+	sim_gnt_reset();
+	sim_fail_grant_after = 4;
 	CHECK_EQ(bf_init(&bf, BACKEND, 0, PORT, pages, 0), -1);
-	fail_grant_after = -1;
+	sim_fail_grant_after = -1;
 }
 
 int main(void)

@@ -18,33 +18,17 @@
 #include "netfront.h"
 
 #include "check.h"
+#include "simpeer.h"
 
-/* ---- simulated grant table and event channel ------------------------- */
-#define GNT_MAX 512
+/* ---- simulated grant table (simpeer.c) and event channel ------------ */
 #define BACKEND 0
 #define PORT 7
-static struct {
-	bool used, ro;
-	uint16_t domid;
-	uint8_t *page;
-} gnt[GNT_MAX];
-static int gnt_next;
 static int fe_notifies; /* frontend -> backend (nf_notify) */
 static int be_notifies; /* backend -> frontend */
-static int fail_grant_after = -1;
 
 int nf_grant(uint16_t domid, void *page, bool readonly)
 {
-	if (((uintptr_t)page & (NF_PAGE_SIZE - 1)) != 0)
-		return -1; /* grants are of whole pages */
-	if (gnt_next >= GNT_MAX || gnt_next == fail_grant_after)
-		return -1;
-	int ref = gnt_next++;
-	gnt[ref].used = true;
-	gnt[ref].ro = readonly;
-	gnt[ref].domid = domid;
-	gnt[ref].page = page;
-	return ref;
+	return sim_grant(domid, page, readonly);
 }
 
 void nf_notify(uint32_t port)
@@ -55,11 +39,7 @@ void nf_notify(uint32_t port)
 
 static uint8_t *be_map(grant_ref_t ref, bool write)
 {
-	if (ref >= GNT_MAX || !gnt[ref].used || gnt[ref].domid != BACKEND)
-		return NULL;
-	if (write && gnt[ref].ro)
-		return NULL;
-	return gnt[ref].page;
+	return sim_map(BACKEND, ref, write);
 }
 
 /* ---- simulated backend ---------------------------------------------- */
@@ -183,10 +163,8 @@ static void make_frame(uint8_t *f, size_t len, uint32_t seq)
 static void setup(RING_IDX idx0)
 {
 	memset(pages, 0, (size_t)NF_PAGES * NF_PAGE_SIZE);
-	memset(gnt, 0, sizeof(gnt));
-	gnt_next = 0;
+	sim_gnt_reset();
 	fe_notifies = be_notifies = 0;
-	fail_grant_after = -1;
 	CHECK_EQ(nf_init(&nf, BACKEND, PORT, pages, idx0), 0);
 	be_attach(&nf, idx0);
 	CHECK_EQ(be_rx_wait_for_requests(), 1); /* every buffer is posted */
@@ -238,9 +216,9 @@ static void test_basic(void)
 	CHECK_EQ(be_errors, 0);
 	/* every buffer got its own grant, ring pages too, none read-only
 	 * except TX buffers */
-	CHECK_EQ(gnt_next, NF_PAGES);
-	CHECK(!gnt[nf.tx_ring_ref].ro && !gnt[nf.rx_ring_ref].ro);
-	CHECK(gnt[nf.tx_gref[0]].ro && !gnt[nf.rx_gref[0]].ro);
+	CHECK_EQ(sim_gnt_next, NF_PAGES);
+	CHECK(!sim_gnt[nf.tx_ring_ref].ro && !sim_gnt[nf.rx_ring_ref].ro);
+	CHECK(sim_gnt[nf.tx_gref[0]].ro && !sim_gnt[nf.rx_gref[0]].ro);
 }
 
 /* Many frames both ways with indices starting just below 2^32, random
@@ -584,11 +562,10 @@ static void test_hostile_backend(void)
 static void test_grant_failure(void)
 {
 	memset(pages, 0, (size_t)NF_PAGES * NF_PAGE_SIZE);
-	memset(gnt, 0, sizeof(gnt));
-	gnt_next = 0;
-	fail_grant_after = 70;
+	sim_gnt_reset();
+	sim_fail_grant_after = 70;
 	CHECK(nf_init(&nf, BACKEND, PORT, pages, 0) < 0);
-	fail_grant_after = -1;
+	sim_fail_grant_after = -1;
 }
 
 int main(void)

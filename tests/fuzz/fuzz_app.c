@@ -40,20 +40,8 @@ static struct {
 static void learn_peers(void)
 {
 	for (int i = 0; i < NPEERS; i++) {
-		uint8_t f[ETH_HLEN + 28], mac[ETH_ALEN] = { 2, 0, 0, 0, 1, (uint8_t)i };
-		memset(f, 0xff, ETH_ALEN);
-		memcpy(f + 6, mac, ETH_ALEN);
-		wr16(f + 12, ETH_P_ARP);
-		wr16(f + 14, 1);
-		wr16(f + 16, ETH_P_IPV4);
-		f[18] = 6;
-		f[19] = 4;
-		wr16(f + 20, 1);
-		memcpy(f + 22, mac, ETH_ALEN);
-		wr32(f + 28, PEER0 + (uint32_t)i);
-		memset(f + 32, 0, ETH_ALEN);
-		wr32(f + 38, FUZZ_IP);
-		eth_input(f, sizeof(f));
+		uint8_t mac[ETH_ALEN] = { 2, 0, 0, 0, 1, (uint8_t)i };
+		fuzz_learn_peer(PEER0 + (uint32_t)i, mac);
 	}
 }
 

@@ -110,25 +110,32 @@ void fuzz_setup(int use_dhcp)
 		/* Static address, and the peer 10.0.0.1 in the ARP cache
 		 * (learnt from its request) so our replies leave at once. */
 		static const uint8_t peer_mac[ETH_ALEN] = { 2, 0, 0, 0, 0, 2 };
-		uint8_t f[ETH_HLEN + 28];
 
 		dhcp_stop();
 		net_configure(FUZZ_IP, FUZZ_MASK, FUZZ_GW);
-		memset(f, 0xff, ETH_ALEN);
-		memcpy(f + 6, peer_mac, ETH_ALEN);
-		wr16(f + 12, ETH_P_ARP);
-		wr16(f + 14, 1);
-		wr16(f + 16, ETH_P_IPV4);
-		f[18] = 6;
-		f[19] = 4;
-		wr16(f + 20, 1);
-		memcpy(f + 22, peer_mac, ETH_ALEN);
-		wr32(f + 28, FUZZ_PEER);
-		memset(f + 32, 0, ETH_ALEN);
-		wr32(f + 38, FUZZ_IP);
-		eth_input(f, sizeof(f));
+		fuzz_learn_peer(FUZZ_PEER, peer_mac);
 		test_clear_tx();
 	}
+}
+
+/* An ARP request from ip/mac for our address: the stack learns the peer. */
+void fuzz_learn_peer(uint32_t ip, const uint8_t mac[6])
+{
+	uint8_t f[ETH_HLEN + 28];
+
+	memset(f, 0xff, ETH_ALEN);
+	memcpy(f + 6, mac, ETH_ALEN);
+	wr16(f + 12, ETH_P_ARP);
+	wr16(f + 14, 1);
+	wr16(f + 16, ETH_P_IPV4);
+	f[18] = 6;
+	f[19] = 4;
+	wr16(f + 20, 1);
+	memcpy(f + 22, mac, ETH_ALEN);
+	wr32(f + 28, ip);
+	memset(f + 32, 0, ETH_ALEN);
+	wr32(f + 38, FUZZ_IP);
+	eth_input(f, sizeof(f));
 }
 
 /* Build a TCP segment from FUZZ_PEER:sport to us:dport and feed it. */

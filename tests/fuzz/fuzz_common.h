@@ -39,6 +39,9 @@ void fuzz_tick(uint8_t ctl);
  * at the end) into buf and sets *len, moves *pos past it. 0: no record left. */
 int fuzz_next_record(const uint8_t *data, size_t size, size_t *pos, uint8_t *ctl,
 		     uint8_t *buf, size_t cap, size_t *len);
+/* An ARP request from ip (with mac) for FUZZ_IP: the stack caches the peer
+ * (and queues its reply). */
+void fuzz_learn_peer(uint32_t ip, const uint8_t mac[6]);
 /* TCP from FUZZ_PEER, with a correct checksum. */
 void fuzz_tcp_segment(uint16_t sport, uint16_t dport, uint32_t seq,
 		      uint32_t ack, uint8_t flags, const uint8_t *data, size_t n);

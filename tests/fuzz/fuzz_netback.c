@@ -15,17 +15,16 @@
 #include <string.h>
 
 #include "netfront.h"
+#include "simpeer.h"
 
 static uint8_t pages[NF_PAGES * NF_PAGE_SIZE] __attribute__((aligned(4096)));
-static int next_ref;
 
 int nf_grant(uint16_t domid, void *page, bool readonly)
 {
-	(void)domid;
-	(void)readonly;
-	if (((uintptr_t)page & (NF_PAGE_SIZE - 1)) != 0)
-		abort();	/* the engine grants whole pages only */
-	return next_ref++;
+	int ref = sim_grant(domid, page, readonly);
+	if (ref < 0)
+		abort();	/* the engine grants whole pages only, NF_PAGES of them */
+	return ref;
 }
 
 void nf_notify(uint32_t port)
@@ -33,44 +32,26 @@ void nf_notify(uint32_t port)
 	(void)port;
 }
 
-struct script {
-	const uint8_t *p;
-	size_t n;
-};
-
-static uint32_t take(struct script *s, int bytes)
-{
-	uint32_t v = 0;
-	for (int i = 0; i < bytes; i++) {
-		v = v << 8 | (s->n ? *s->p : 0);
-		if (s->n) {
-			s->p++;
-			s->n--;
-		}
-	}
-	return v;
-}
-
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
 	static struct netfront nf;
 	static uint8_t frame[NF_PAGE_SIZE + 64], buf[NF_PAGE_SIZE + 64];
-	struct script s = { data, size };
+	struct sim_script s = { data, size };
 	netif_tx_sring_t *txs = (netif_tx_sring_t *)(void *)pages;
 	netif_rx_sring_t *rxs = (netif_rx_sring_t *)(void *)(pages + NF_PAGE_SIZE);
 	/* start near 2^32 half of the time: wrap-around */
-	RING_IDX idx0 = take(&s, 1) & 1 ? 0xffffff00u + take(&s, 1) : 0;
+	RING_IDX idx0 = sim_take(&s, 1) & 1 ? 0xffffff00u + sim_take(&s, 1) : 0;
 	bool broken = false;
 
 	memset(pages, 0, sizeof(pages));
-	next_ref = 0;
+	sim_gnt_reset();
 	if (nf_init(&nf, 0, 7, pages, idx0) < 0)
 		abort();
 	for (int steps = 0; s.n && steps < 4096; steps++) {
-		uint8_t op = (uint8_t)take(&s, 1);
+		uint8_t op = (uint8_t)sim_take(&s, 1);
 		switch (op % 8) {
 		case 0: {	/* the kernel sends a frame */
-			size_t len = take(&s, 2) % sizeof(frame);
+			size_t len = sim_take(&s, 2) % sizeof(frame);
 			int r = nf_send(&nf, frame, len);
 			if (broken && r == 0)
 				abort();
@@ -79,25 +60,25 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		case 1: {	/* backend: a TX response, producer moved by d */
 			RING_IDX prod = txs->rsp_prod;
 			netif_tx_response_t *rsp = &txs->ring[prod % NF_RING_SIZE].rsp;
-			rsp->id = (uint16_t)take(&s, 2);
-			rsp->status = (int16_t)take(&s, 2);
+			rsp->id = (uint16_t)sim_take(&s, 2);
+			rsp->status = (int16_t)sim_take(&s, 2);
 			wmb();
-			txs->rsp_prod = prod + (take(&s, 1) % 4 == 0 ? take(&s, 4) : take(&s, 1) % 8);
+			txs->rsp_prod = prod + (sim_take(&s, 1) % 4 == 0 ? sim_take(&s, 4) : sim_take(&s, 1) % 8);
 			break;
 		}
 		case 2: {	/* backend: an RX response at the next slot */
 			RING_IDX prod = rxs->rsp_prod;
 			netif_rx_response_t *rsp = &rxs->ring[prod % NF_RING_SIZE].rsp;
-			rsp->id = (uint16_t)take(&s, 2);
-			rsp->offset = (uint16_t)take(&s, 2);
-			rsp->flags = (uint16_t)take(&s, 2);
-			rsp->status = (int16_t)take(&s, 2);
+			rsp->id = (uint16_t)sim_take(&s, 2);
+			rsp->offset = (uint16_t)sim_take(&s, 2);
+			rsp->flags = (uint16_t)sim_take(&s, 2);
+			rsp->status = (int16_t)sim_take(&s, 2);
 			wmb();
-			rxs->rsp_prod = prod + (take(&s, 1) % 4 == 0 ? take(&s, 4) : take(&s, 1) % 8);
+			rxs->rsp_prod = prod + (sim_take(&s, 1) % 4 == 0 ? sim_take(&s, 4) : sim_take(&s, 1) % 8);
 			break;
 		}
 		case 3: {	/* the kernel receives */
-			size_t cap = take(&s, 2) % sizeof(buf);
+			size_t cap = sim_take(&s, 2) % sizeof(buf);
 			int r = nf_recv(&nf, buf, cap);
 			if (r > (int)cap || (broken && r != -1))
 				abort();
@@ -106,23 +87,23 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 			break;
 		}
 		case 4:		/* the kernel reaps TX completions */
-			if (nf_tx_reap(&nf, take(&s, 1) & 1) > NF_TX_BUFS)
+			if (nf_tx_reap(&nf, sim_take(&s, 1) & 1) > NF_TX_BUFS)
 				abort();
 			break;
 		case 5: {	/* backend scribbles anywhere in a ring page */
-			uint8_t *page = pages + (take(&s, 1) & 1) * NF_PAGE_SIZE;
-			size_t off = take(&s, 2) % (NF_PAGE_SIZE - 4);
-			uint32_t v = take(&s, 4);
+			uint8_t *page = pages + (sim_take(&s, 1) & 1) * NF_PAGE_SIZE;
+			size_t off = sim_take(&s, 2) % (NF_PAGE_SIZE - 4);
+			uint32_t v = sim_take(&s, 4);
 			memcpy(page + off, &v, 4);
 			break;
 		}
 		case 6:		/* backend: event indexes */
-			txs->rsp_event = take(&s, 4);
-			rxs->rsp_event = take(&s, 4);
+			txs->rsp_event = sim_take(&s, 4);
+			rxs->rsp_event = sim_take(&s, 4);
 			break;
 		case 7:		/* backend: scribbles into an RX buffer */
-			pages[(2 + NF_TX_BUFS) * NF_PAGE_SIZE + take(&s, 2) % (NF_RX_BUFS * NF_PAGE_SIZE)] =
-				(uint8_t)take(&s, 1);
+			pages[(2 + NF_TX_BUFS) * NF_PAGE_SIZE + sim_take(&s, 2) % (NF_RX_BUFS * NF_PAGE_SIZE)] =
+				(uint8_t)sim_take(&s, 1);
 			break;
 		}
 		broken |= nf.broken;

@@ -14,6 +14,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "simpeer.h"
 #include "vchan.h"
 
 static uint8_t ctrl[VCHAN_PAGE] __attribute__((aligned(4096)));
@@ -25,31 +26,13 @@ void vchan_notify_peer(struct vchan *v)
 	(void)v;
 }
 
-struct script {
-	const uint8_t *p;
-	size_t n;
-};
-
-static uint32_t take(struct script *s, int bytes)
-{
-	uint32_t v = 0;
-	for (int i = 0; i < bytes; i++) {
-		v = v << 8 | (s->n ? *s->p : 0);
-		if (s->n) {
-			s->p++;
-			s->n--;
-		}
-	}
-	return v;
-}
-
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
 	static const unsigned orders[4] = { 10, 11, 12, 13 };
 	static struct vchan v;
 	static uint8_t buf[3 * VCHAN_PAGE];
-	struct script s = { data, size };
-	unsigned lo = orders[take(&s, 1) % 4], ro = orders[take(&s, 1) % 4];
+	struct sim_script s = { data, size };
+	unsigned lo = orders[sim_take(&s, 1) % 4], ro = orders[sim_take(&s, 1) % 4];
 	uint8_t *lp[2] = { lpages[0], lpages[1] }, *rp[2] = { rpages[0], rpages[1] };
 	uint32_t lg[2] = { 11, 12 }, rg[2] = { 21, 22 };
 
@@ -58,8 +41,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		return 0;	/* refused orders: nothing to run */
 	struct vchan_shared *sh = v.sh;
 	for (int steps = 0; s.n && steps < 4096; steps++) {
-		uint8_t op = (uint8_t)take(&s, 1);
-		uint32_t x = take(&s, op & 0x80 ? 4 : 2);
+		uint8_t op = (uint8_t)sim_take(&s, 1);
+		uint32_t x = sim_take(&s, op & 0x80 ? 4 : 2);
 		int r;
 		switch (op % 9) {
 		case 0:		/* client: bytes in, prod moved by x */

@@ -26,7 +26,8 @@ from tests.support import require
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent.parent
 CORE = ROOT / "unikernel" / "core"
-PLAT_TEST = ROOT / "tests" / "c" / "plat_test.c"
+TESTS_C = ROOT / "tests" / "c"
+PLAT_TEST = TESTS_C / "plat_test.c"
 STACK = ["rt", "csprng", "netif", "cksum", "eth", "arp", "ipv4", "icmp", "udp", "dhcp", "tcp", "http", "kv", "sha256", "pbkdf2",
          "diskkv", "fat", "tar"]
 XEN = ROOT / "unikernel" / "xen"
@@ -94,13 +95,13 @@ def fuzz_bins(tmp_path_factory) -> dict[str, Path]:
         if name in RING_FUZZERS:
             if not Path("/usr/include/xen/io/netif.h").is_file():
                 continue  # test_fuzz skips it: Xen public headers missing
-            inputs = [f"-I{XEN}", str(XEN / f"{RING_FUZZERS[name]}.c")]
+            inputs = [f"-I{XEN}", f"-I{TESTS_C}", str(TESTS_C / "simpeer.c"), str(XEN / f"{RING_FUZZERS[name]}.c")]
         elif name in APP_FUZZERS:
-            inputs = [f"-I{CORE}", f"-I{ROOT / 'tests' / 'c'}", *srcs, f"-DAPP_PORT={APP_FUZZERS[name]}",
+            inputs = [f"-I{CORE}", f"-I{TESTS_C}", *srcs, f"-DAPP_PORT={APP_FUZZERS[name]}",
                       str(ROOT / "unikernel" / "apps" / f"{name}.c"),
                       str(app_data(name, tmp))]
         else:
-            inputs = [f"-I{CORE}", f"-I{ROOT / 'tests' / 'c'}", *srcs]
+            inputs = [f"-I{CORE}", f"-I{TESTS_C}", *srcs]
         main = HERE / ("fuzz_app.c" if name in APP_FUZZERS else f"fuzz_{name}.c")
         cmd = [cc, "-g", "-O1", "-std=gnu11", "-Wall", "-Wextra", "-Werror",
                "-fsanitize=fuzzer,address,undefined", "-fno-sanitize-recover=undefined",

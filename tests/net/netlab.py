@@ -23,6 +23,7 @@ missing ones skip the test with the reason, or fail it under CI=true.
 from __future__ import annotations
 
 import itertools
+import json
 import os
 import re
 import shutil
@@ -44,6 +45,60 @@ HOST_IP = f"{SUBNET}.1"
 DHCP_FIRST, DHCP_LAST = f"{SUBNET}.100", f"{SUBNET}.199"
 IP_LINE = re.compile(r"IP address: (\d+\.\d+\.\d+\.\d+)")
 _counter = itertools.count()
+
+
+# Defined before every script run_python runs in the namespace (the clients and raw senders of
+# the tests): one TCP exchange, the status line of an answer, the Internet checksum.
+SCRIPT_HELPERS = r'''
+import socket
+import struct
+
+
+def exchange(ip, payload, wait=5.0, port=8088, eof=False, until=None):
+    """Connect to ip:port, send payload (then EOF when eof), read until the peer closes or
+    `until` has arrived: (bytes, how it ended: "" or "timeout" or the OSError's class name)."""
+    s = socket.create_connection((ip, port), timeout=wait)
+    try:
+        s.sendall(payload)
+        if eof:
+            s.shutdown(socket.SHUT_WR)
+    except OSError:
+        pass
+    data = b""
+    try:
+        while until is None or until not in data:
+            c = s.recv(65536)
+            if not c:
+                break
+            data += c
+    except socket.timeout:
+        return data, "timeout"
+    except OSError as e:
+        return data, e.__class__.__name__
+    finally:
+        s.close()
+    return data, ""
+
+
+def status_line(data):
+    return data.split(b"\r\n", 1)[0].decode(errors="replace")
+
+
+def csum(b):
+    if len(b) % 2:
+        b += b"\0"
+    t = sum(struct.unpack("!%dH" % (len(b) // 2), b))
+    while t >> 16:
+        t = (t & 0xFFFF) + (t >> 16)
+    return ~t & 0xFFFF
+'''
+
+
+def client_json(uk: "Unikernel", script: str, *args: str, timeout: float = 120) -> object:
+    """Run a client script in uk's namespace with uk's address as argv[1]: what it printed, as JSON."""
+    r = uk.lab.run_python(script, uk.ip, *args, timeout=timeout)
+    assert r.returncode == 0, r.stdout + r.stderr
+    return json.loads(r.stdout)
 
 
 def need(ok: bool, reason: str) -> None:
@@ -280,8 +335,8 @@ class Lab:
         return proc
 
     def run_python(self, script: str, *args: str, timeout: float = 60) -> subprocess.CompletedProcess:
-        """Run a Python script inside the namespace (e.g. raw-socket senders)."""
-        return self.exec(["python3", "-c", script, *args], timeout=timeout)
+        """Run a Python script inside the namespace (e.g. raw-socket senders), SCRIPT_HELPERS defined."""
+        return self.exec(["python3", "-c", SCRIPT_HELPERS + script, *args], timeout=timeout)
 
     def dnsmasq_log(self) -> str:
         return self.log_file.read_text(errors="replace") if self.log_file.exists() else ""

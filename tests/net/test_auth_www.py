@@ -20,7 +20,7 @@ from pathlib import Path
 
 import pytest
 
-from netlab import need_tool
+from netlab import client_json, need_tool
 
 HERE = Path(__file__).resolve().parent
 USERS = Path(__file__).resolve().parents[2] / "unikernel" / "data" / "auth" / "users"
@@ -72,12 +72,6 @@ def curl(uk, url_path: str, *args: str, port: int = 8088):
                        f"http://{uk.ip}:{port}{url_path}"])
     body, _, code = r.stdout.rpartition("\n")
     return int(code or 0), body, r.stderr
-
-
-def py_client(uk, script: str, *args: str, timeout: float = 120) -> object:
-    r = uk.lab.run_python(script, uk.ip, *args, timeout=timeout)
-    assert r.returncode == 0, r.stdout + r.stderr
-    return json.loads(r.stdout)
 
 
 # ---- auth: the seed walk-through's answers -------------------------------------
@@ -135,24 +129,17 @@ def test_auth_keepalive_one_connection(auth):
 
 
 PIPELINE = r"""
-import json, socket, sys
+import json, sys
 ip, good = sys.argv[1], sys.argv[2]
-s = socket.create_connection((ip, 8088), timeout=20)
 reqs = b"".join(f"GET /{i}?{good if i % 2 == 0 else 'user=x'} HTTP/1.1\r\nHost: uk\r\n\r\n".encode() for i in range(6))
 reqs += b"GET /last?" + good.encode() + b" HTTP/1.1\r\nHost: uk\r\nConnection: close\r\n\r\n"
-s.sendall(reqs)
-data = b""
-while True:
-    chunk = s.recv(65536)
-    if not chunk:
-        break
-    data += chunk
+data, _ = exchange(ip, reqs, wait=20)
 print(json.dumps(data.decode()))
 """
 
 
 def test_auth_pipelined_requests_in_order(auth):
-    data = py_client(auth, PIPELINE, GOOD)
+    data = client_json(auth, PIPELINE, GOOD)
     parts = re.findall(r"HTTP/1\.1 (\d+) [^\r]*\r\n(.*?)\r\n\r\n([^H]*)", data, re.S)
     assert [p[0] for p in parts] == ["200", "401"] * 3 + ["200"], data
     assert [p[2] for p in parts] == ["hello mirage!\n", "No user given\n"] * 3 + ["hello mirage!\n"]
@@ -194,7 +181,7 @@ print(json.dumps(results))
 
 
 def test_50_concurrent_clients_all_correct(auth):
-    results = py_client(auth, CONCURRENT, GOOD, PASSWORDS["alice"], "50", timeout=180)
+    results = client_json(auth, CONCURRENT, GOOD, PASSWORDS["alice"], "50", timeout=180)
     bad = [(i, r) for i, r in enumerate(results) if not r[0]]
     assert len(results) == 50 and not bad, bad
     assert auth.alive()
@@ -244,55 +231,38 @@ def test_www_streams_a_large_file(module_lab, tmp_path):
 # ---- hostile input ---------------------------------------------------------------
 
 HOSTILE_HTTP = r"""
-import json, socket, sys, time
+import json, sys, time
 ip = sys.argv[1]
-def exchange(payload, wait=5.0, port=8088, eof=False):
-    s = socket.create_connection((ip, port), timeout=wait)
-    try:
-        s.sendall(payload)
-        if eof:
-            s.shutdown(socket.SHUT_WR)
-    except OSError:
-        pass
-    data = b""
-    try:
-        while True:
-            c = s.recv(65536)
-            if not c:
-                break
-            data += c
-    except socket.timeout:
-        return data.decode(errors="replace") + "<timeout>"
-    except OSError as e:
-        return data.decode(errors="replace") + f"<{e.__class__.__name__}>"
-    return data.decode(errors="replace")
+def shown(payload, **kw):
+    data, end = exchange(ip, payload, **kw)
+    return data.decode(errors="replace") + (f"<{end}>" if end else "")
 out = {}
-out["flood"] = exchange(b"GET / HTTP/1.1\r\nHost: a\r\n" + b"".join(b"X-%d: %s\r\n" % (i, b"y" * 50) for i in range(200)) + b"\r\n")
-out["many_small"] = exchange(b"GET / HTTP/1.1\r\nHost: a\r\n" + b"A: b\r\n" * 40 + b"\r\n")
-out["long_line"] = exchange(b"GET /" + b"a" * 7980 + b" HTTP/1.1\r\nHost: a\r\n\r\n")
-out["too_long_line"] = exchange(b"GET /" + b"a" * 20000 + b" HTTP/1.1\r\nHost: a\r\n\r\n")
-out["bad_escape"] = exchange(b"GET /?user=%G1&password=%%% HTTP/1.1\r\nHost: a\r\n\r\n")
-out["nul"] = exchange(b"GET /\0 HTTP/1.1\r\nHost: a\r\n\r\n")
-out["binary"] = exchange(bytes(range(1, 256)) * 4 + b"\r\n\r\n")
-out["http2"] = exchange(b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n")
-out["no_host"] = exchange(b"GET / HTTP/1.1\r\n\r\n")
-out["version"] = exchange(b"GET / HTTP/3.0\r\nHost: a\r\n\r\n")
-out["chunked"] = exchange(b"GET / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n")
-out["gzip"] = exchange(b"GET / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: gzip\r\n\r\n")
-out["cl_conflict"] = exchange(b"GET / HTTP/1.1\r\nHost: a\r\nContent-Length: 1\r\nContent-Length: 2\r\n\r\nab")
-out["big_body"] = exchange(b"GET / HTTP/1.1\r\nHost: a\r\nContent-Length: 100000\r\n\r\n" + b"b" * 20000)
-out["folded"] = exchange(b"GET / HTTP/1.1\r\nHost: a\r\n folded\r\n\r\n")
-out["ctl_in_value"] = exchange(b"GET / HTTP/1.1\r\nHost: a\r\nX: \x01\x02\r\n\r\n")
-out["early_close"] = exchange(b"GET /?user=mirage&pass", eof=True)   # half a request, then EOF
+out["flood"] = shown(b"GET / HTTP/1.1\r\nHost: a\r\n" + b"".join(b"X-%d: %s\r\n" % (i, b"y" * 50) for i in range(200)) + b"\r\n")
+out["many_small"] = shown(b"GET / HTTP/1.1\r\nHost: a\r\n" + b"A: b\r\n" * 40 + b"\r\n")
+out["long_line"] = shown(b"GET /" + b"a" * 7980 + b" HTTP/1.1\r\nHost: a\r\n\r\n")
+out["too_long_line"] = shown(b"GET /" + b"a" * 20000 + b" HTTP/1.1\r\nHost: a\r\n\r\n")
+out["bad_escape"] = shown(b"GET /?user=%G1&password=%%% HTTP/1.1\r\nHost: a\r\n\r\n")
+out["nul"] = shown(b"GET /\0 HTTP/1.1\r\nHost: a\r\n\r\n")
+out["binary"] = shown(bytes(range(1, 256)) * 4 + b"\r\n\r\n")
+out["http2"] = shown(b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n")
+out["no_host"] = shown(b"GET / HTTP/1.1\r\n\r\n")
+out["version"] = shown(b"GET / HTTP/3.0\r\nHost: a\r\n\r\n")
+out["chunked"] = shown(b"GET / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n")
+out["gzip"] = shown(b"GET / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: gzip\r\n\r\n")
+out["cl_conflict"] = shown(b"GET / HTTP/1.1\r\nHost: a\r\nContent-Length: 1\r\nContent-Length: 2\r\n\r\nab")
+out["big_body"] = shown(b"GET / HTTP/1.1\r\nHost: a\r\nContent-Length: 100000\r\n\r\n" + b"b" * 20000)
+out["folded"] = shown(b"GET / HTTP/1.1\r\nHost: a\r\n folded\r\n\r\n")
+out["ctl_in_value"] = shown(b"GET / HTTP/1.1\r\nHost: a\r\nX: \x01\x02\r\n\r\n")
+out["early_close"] = shown(b"GET /?user=mirage&pass", eof=True)   # half a request, then EOF
 t = time.monotonic()
-out["slow"] = exchange(b"GET / HTTP/1.1\r\n", wait=30)    # never finished: 408 after 10 s
+out["slow"] = shown(b"GET / HTTP/1.1\r\n", wait=30)    # never finished: 408 after 10 s
 out["slow_s"] = round(time.monotonic() - t, 1)
 print(json.dumps(out))
 """
 
 
 def test_hostile_http_requests(auth):
-    out = py_client(auth, HOSTILE_HTTP, timeout=180)
+    out = client_json(auth, HOSTILE_HTTP, timeout=180)
     expect = {
         # RFC 6585/9112: too many fields 431; 40 fields, an 8000-octet line and a chunked
         # body are fine (401: no user given); a longer line than we buffer 414.

@@ -8,13 +8,12 @@ empties the namespace address's failure allowance.
 
 from __future__ import annotations
 
-import json
 import sys
 from pathlib import Path
 
 import pytest
 
-from netlab import need_tool
+from netlab import client_json, need_tool
 
 USERS = Path(__file__).resolve().parents[2] / "unikernel" / "data" / "auth" / "users"
 PASSWORD = (USERS / "mirage").read_text().rstrip("\n")
@@ -25,12 +24,6 @@ GOOD = f"/?user=mirage&password={PASSWORD}"
 def auth(module_lab):
     need_tool("curl")
     return module_lab.start("auth")
-
-
-def py(uk, script: str, *args: str, timeout: float = 120):
-    r = uk.lab.run_python(script, uk.ip, *args, timeout=timeout)
-    assert r.returncode == 0, r.stdout + r.stderr
-    return json.loads(r.stdout)
 
 
 def curl(uk, path: str, *args: str) -> tuple[int, str]:
@@ -49,40 +42,21 @@ for _ in range(n):
     idle.append(s)
 time.sleep(0.5)
 t = time.time()
-s = socket.create_connection((ip, 8088), timeout=10)
-s.sendall(b"GET /?user=x HTTP/1.1\r\nHost: h\r\nConnection: close\r\n\r\n")
-data = b""
-try:
-    while True:
-        b = s.recv(4096)
-        if not b:
-            break
-        data += b
-except socket.timeout:
-    pass
-print(json.dumps({"status": data.split(b"\r\n", 1)[0].decode(errors="replace"),
-                  "seconds": round(time.time() - t, 3)}))
+data, _ = exchange(ip, b"GET /?user=x HTTP/1.1\r\nHost: h\r\nConnection: close\r\n\r\n", wait=10)
+print(json.dumps({"status": status_line(data), "seconds": round(time.time() - t, 3)}))
 """
 
 
 def test_100_idle_connections_do_not_lock_out_a_fresh_client(auth):
-    res = py(auth, IDLE_THEN_FRESH, "100")
+    res = client_json(auth, IDLE_THEN_FRESH, "100")
     print(f"\n100 idle connections, then a fresh client answered in {res['seconds']} s")
     assert res["status"] == "HTTP/1.1 401 Unauthorized", res
 
 
 SYN_FLOOD_THEN_FRESH = r"""
-import json, os, random, socket, struct, sys, time
+import json, random, socket, struct, sys, time
 ip, n = sys.argv[1], int(sys.argv[2])
 raw = socket.socket(socket.AF_INET, socket.SOCK_RAW, socket.IPPROTO_RAW)
-
-def csum(b):
-    if len(b) % 2:
-        b += b"\0"
-    s = sum(struct.unpack("!%dH" % (len(b) // 2), b))
-    while s >> 16:
-        s = (s & 0xFFFF) + (s >> 16)
-    return ~s & 0xFFFF
 
 dst = socket.inet_aton(ip)
 t0 = time.time()
@@ -97,21 +71,14 @@ for i in range(n):
     raw.sendto(iph + tcp, (ip, 0))
 flood_s = time.time() - t0
 t = time.time()
-s = socket.create_connection((ip, 8088), timeout=10)
-s.sendall(b"GET /?user=x HTTP/1.1\r\nHost: h\r\nConnection: close\r\n\r\n")
-data = b""
-while True:
-    b = s.recv(4096)
-    if not b:
-        break
-    data += b
-print(json.dumps({"status": data.split(b"\r\n", 1)[0].decode(errors="replace"),
+data, _ = exchange(ip, b"GET /?user=x HTTP/1.1\r\nHost: h\r\nConnection: close\r\n\r\n", wait=10)
+print(json.dumps({"status": status_line(data),
                   "flood_seconds": round(flood_s, 2), "fresh_client_seconds": round(time.time() - t, 3)}))
 """
 
 
 def test_syn_flood_from_spoofed_sources_does_not_stop_a_fresh_client(auth):
-    res = py(auth, SYN_FLOOD_THEN_FRESH, "3000")
+    res = client_json(auth, SYN_FLOOD_THEN_FRESH, "3000")
     print(f"\nSYN flood: 3000 spoofed SYNs in {res['flood_seconds']} s, "
           f"then a fresh client answered in {res['fresh_client_seconds']} s")
     assert res["status"] == "HTTP/1.1 401 Unauthorized", res
@@ -119,45 +86,27 @@ def test_syn_flood_from_spoofed_sources_does_not_stop_a_fresh_client(auth):
 
 
 PIPELINE_FIN = r"""
-import json, socket, sys
+import json, sys
 ip, n = sys.argv[1], int(sys.argv[2])
-s = socket.create_connection((ip, 8088), timeout=20)
-s.sendall(b"GET /?q=1 HTTP/1.1\r\nHost: h\r\n\r\n" * n)
-s.shutdown(socket.SHUT_WR)
-data = b""
-while True:
-    b = s.recv(65536)
-    if not b:
-        break
-    data += b
+data, _ = exchange(ip, b"GET /?q=1 HTTP/1.1\r\nHost: h\r\n\r\n" * n, wait=20, eof=True)
 print(json.dumps({"answers": data.count(b"HTTP/1.1 401 ")}))
 """
 
 
 def test_fin_after_pipelined_requests_answers_them_all(auth):
-    assert py(auth, PIPELINE_FIN, "129") == {"answers": 129}
+    assert client_json(auth, PIPELINE_FIN, "129") == {"answers": 129}
 
 
 RAW_HTTP = r"""
-import json, socket, sys
+import json, sys
 ip, hexreq = sys.argv[1], sys.argv[2]
-s = socket.create_connection((ip, 8088), timeout=20)
-s.sendall(bytes.fromhex(hexreq))
-data = b""
-try:
-    while b"\r\n\r\n" not in data:
-        b = s.recv(65536)
-        if not b:
-            break
-        data += b
-except (socket.timeout, ConnectionResetError):
-    pass
-print(json.dumps({"status": data.split(b"\r\n", 1)[0].decode(errors="replace")}))
+data, _ = exchange(ip, bytes.fromhex(hexreq), wait=20, until=b"\r\n\r\n")
+print(json.dumps({"status": status_line(data)}))
 """
 
 
 def raw_status(uk, request: bytes) -> str:
-    return py(uk, RAW_HTTP, request.hex())["status"]
+    return client_json(uk, RAW_HTTP, request.hex())["status"]
 
 
 def test_http_long_request_line_and_header_limits(auth):
@@ -215,17 +164,9 @@ import json, socket, subprocess, sys, time
 ip, n = sys.argv[1], int(sys.argv[2])
 ping = subprocess.Popen(["ping", "-i", "0.01", "-c", "150", "-W", "1", ip], stdout=subprocess.PIPE, text=True)
 time.sleep(0.2)
-s = socket.create_connection((ip, 8088), timeout=30)
 req = b"".join(b"GET /?user=mirage&password=bad%03d HTTP/1.1\r\nHost: h\r\n\r\n" % i for i in range(n))
 t = time.time()
-s.sendall(req)  # one write, ~4 KB: one or three segments
-s.shutdown(socket.SHUT_WR)
-data = b""
-while True:
-    b = s.recv(65536)
-    if not b:
-        break
-    data += b
+data, _ = exchange(ip, req, wait=30, eof=True)  # one write, ~4 KB: one or three segments
 took = time.time() - t
 out = ping.communicate()[0]
 rtts = [float(x.split("time=")[1].split()[0]) for x in out.splitlines() if "time=" in x]
@@ -244,7 +185,7 @@ def test_pipelined_logins_do_not_block_the_stack(fresh_auth):
     """71 failing logins pipelined into one write: at most HTTP_REQS_PER_TURN PBKDF2 per event,
     so pings in between are answered; all requests are answered (401, then 429)."""
     need_tool("ping")
-    res = py(fresh_auth, PIPELINED_LOGINS_WITH_PING, "71")
+    res = client_json(fresh_auth, PIPELINED_LOGINS_WITH_PING, "71")
     print(f"\n71 pipelined failing logins ({res['bytes']} bytes): answered in {res['seconds']} s, "
           f"{res['answers_401']} x 401 + {res['answers_429']} x 429; ping max {res['ping_max_ms']} ms "
           f"over {res['pings']} pings meanwhile")

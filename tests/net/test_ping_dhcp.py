@@ -126,14 +126,6 @@ s = socket.socket(socket.AF_PACKET, socket.SOCK_RAW)
 s.bind((bridge, 0))
 dst, src = socket.inet_aton(dst_ip), socket.inet_aton(src_ip)
 
-def csum(b):
-    if len(b) % 2:
-        b += b"\0"
-    t = sum(struct.unpack("!%dH" % (len(b) // 2), b))
-    while t >> 16:
-        t = (t & 0xffff) + (t >> 16)
-    return ~t & 0xffff
-
 def ip(proto, payload, ihl=5, frag=0, tot=None, good=True, opts=b""):
     h = struct.pack("!BBHHHBBH4s4s", 0x40 | ihl, 0, tot if tot is not None else 4 * ihl + len(payload),
                     1, frag, 64, proto, 0, src, dst) + opts

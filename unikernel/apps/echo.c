@@ -14,6 +14,7 @@
  * TARGET=xen only: the host target has no vchan (Makefile refuses it).
  */
 #include "../core/app.h"
+#include "../core/cmdline.h"
 #include "../core/net.h"
 #include "../core/platform.h"
 #include "../core/rt.h"
@@ -111,15 +112,17 @@ static const struct tcp_ops tcp_echo_ops = {
 
 void app_main(void)
 {
-	const char *c = vchan_cmdline();
-	for (; *c; c++) {
-		if ((c == vchan_cmdline() || c[-1] == ' ') && !strncmp(c, "echo=tcp", 8) &&
-		    (c[8] == ' ' || !c[8])) {
+	size_t cap;
+	const char *line = plat_cmdline(&cap);
+	struct cmdline_val mode;
+	if (cmdline_get(line, cap, "echo", &mode)) {
+		if (cmdline_is(mode, "tcp")) {
 			tcp_listen(TCP_ECHO_PORT, &tcp_echo_ops);
 			printk("echo: TCP echo on port %d\n", TCP_ECHO_PORT);
 			net_run();
 			return;
 		}
+		printk("echo: bad echo= ignored (tcp)\n");
 	}
 	vchan_echo();
 }

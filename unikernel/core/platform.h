@@ -53,6 +53,10 @@ void plat_netcfg(struct plat_netcfg *cfg);
 int plat_block_info(uint64_t *sectors, uint32_t *sector_size);
 int plat_block_read(uint64_t sector, void *buf, size_t count);
 
+/* The kernel command line and the most bytes it spans (*cap), for
+ * core/cmdline.h (Xen: xl's `extra=`; host: "", its options are argv). */
+const char *plat_cmdline(size_t *cap);
+
 /* Leave the unikernel with an exit status. */
 void plat_exit(int code) __attribute__((noreturn));
 

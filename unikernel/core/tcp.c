@@ -649,6 +649,17 @@ static void rtt_sample(struct tcp_conn *c, uint32_t r)
 		c->rto = TCP_RTO_MAX_MS;
 }
 
+/* Take the peer's window from a segment (RFC 9293 3.10.7.4: with the
+ * segment's seq and ack, so an older segment never shrinks it back). */
+static void set_snd_wnd(struct tcp_conn *c, uint16_t wnd, uint32_t seq, uint32_t ack)
+{
+	c->snd_wnd = wnd;
+	if (wnd > c->max_snd_wnd)
+		c->max_snd_wnd = wnd;
+	c->snd_wl1 = seq;
+	c->snd_wl2 = ack;
+}
+
 /* snd_una < ack <= snd_max: drop the acknowledged bytes (and FIN). */
 static void ack_advance(struct tcp_conn *c, uint32_t ack)
 {
@@ -728,11 +739,7 @@ static void conn_input(struct tcp_conn *c, uint32_t seq, uint32_t ack,
 		}
 		c->state = TCP_ESTABLISHED;
 		c->snd_una = ack;
-		c->snd_wnd = wnd;
-		if (wnd > c->max_snd_wnd)
-			c->max_snd_wnd = wnd;
-		c->snd_wl1 = seq;
-		c->snd_wl2 = ack;
+		set_snd_wnd(c, wnd, seq, ack);
 		c->rtx_at = 0;
 		c->retries = 0;
 		tcp_stats.accepts++;
@@ -772,11 +779,7 @@ static void conn_input(struct tcp_conn *c, uint32_t seq, uint32_t ack,
 				if (!c->fin_acked)
 					c->fin_sent = false;
 			}
-			c->snd_wnd = wnd;
-			if (wnd > c->max_snd_wnd)
-				c->max_snd_wnd = wnd;
-			c->snd_wl1 = seq;
-			c->snd_wl2 = ack;
+			set_snd_wnd(c, wnd, seq, ack);
 			c->out_pending = true;	/* the window may have opened */
 		}
 		if (c->fin_acked) {

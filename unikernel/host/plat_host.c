@@ -29,6 +29,7 @@
 #include <unistd.h>
 
 #include "../core/app.h"
+#include "../core/cmdline.h"
 #include "../core/csprng.h"
 #include "../core/platform.h"
 
@@ -204,15 +205,16 @@ static void usage(const char *prog)
 	exit(2);
 }
 
-static int parse_ip(const char *s, uint32_t *ip)
+/* An option's value as core/cmdline.h takes it (argv strings end in NUL). */
+static struct cmdline_val arg_val(const char *v)
 {
-	unsigned a, b, c, d;
-	char end;
-	if (sscanf(s, "%u.%u.%u.%u%c", &a, &b, &c, &d, &end) != 4 ||
-	    a > 255 || b > 255 || c > 255 || d > 255)
-		return -1;
-	*ip = (a << 24) | (b << 16) | (c << 8) | d;
-	return 0;
+	return (struct cmdline_val){ v, strlen(v) };
+}
+
+const char *plat_cmdline(size_t *cap)
+{
+	*cap = 1;
+	return "";
 }
 
 static int open_tap(const char *name)
@@ -281,22 +283,9 @@ int main(int argc, char **argv)
 			}
 			have_mac = true;
 		} else if (!strcmp(a, "--ip")) {
-			char addr[32];
-			const char *slash = strchr(v, '/');
-			unsigned plen = 24;
-			size_t alen = slash ? (size_t)(slash - v) : strlen(v);
-			if (alen >= sizeof(addr))
-				usage(argv[0]);
-			memcpy(addr, v, alen);
-			addr[alen] = '\0';
-			if (slash) {
-				char *end;
-				unsigned long p = strtoul(slash + 1, &end, 10);
-				if (*end || p < 1 || p > 32)
-					usage(argv[0]);
-				plen = (unsigned)p;
-			}
-			if (parse_ip(addr, &netcfg.ip) || netcfg.ip == 0)
+			unsigned plen;
+			if (cmdline_ipv4_prefix(arg_val(v), &netcfg.ip, &plen) < 0 ||
+			    netcfg.ip == 0)
 				usage(argv[0]);
 			netcfg.mask = plen == 32 ? 0xffffffffu
 						 : ~(0xffffffffu >> plen);
@@ -308,7 +297,7 @@ int main(int argc, char **argv)
 			if (disk_fd < 0)
 				exit(2);
 		} else if (!strcmp(a, "--gw")) {
-			if (parse_ip(v, &netcfg.gw))
+			if (cmdline_ipv4(arg_val(v), &netcfg.gw) < 0)
 				usage(argv[0]);
 		} else {
 			usage(argv[0]);

@@ -24,6 +24,7 @@
 #include <poll.h>
 #include <sys/socket.h>
 #include <sched.h>
+#include <stdbool.h>
 #include <libxenvchan.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -184,6 +185,18 @@ static void report_rtt(double *rtt, int rounds)
 	       rtt[rounds * 99 / 100] * 1e6);
 }
 
+/* Without blocking, write up to want bytes of buf into the ring (write) or
+ * read up to want bytes from it into buf: no more than the ring has room or
+ * data for. The count moved (0: nothing to do), or -1. */
+static int move_some(struct libxenvchan *c, bool write, char *buf, long want)
+{
+	int avail = write ? libxenvchan_buffer_space(c) : libxenvchan_data_ready(c);
+	if (want <= 0 || avail <= 0)
+		return 0;
+	size_t k = (size_t)(want < avail ? want : avail);
+	return write ? libxenvchan_write(c, buf, k) : libxenvchan_read(c, buf, k);
+}
+
 static int bench(struct libxenvchan *c, long total)
 {
 	pin_to_this_cpu();
@@ -198,32 +211,17 @@ static int bench(struct libxenvchan *c, long total)
 	unsigned waits = 0;
 	double t0 = now_s();
 	while (got < total) {
-		int progress = 0;
 		if (!libxenvchan_is_open(c)) {
 			fprintf(stderr, "vchan-client: server closed during bench\n");
 			return 1;
 		}
-		if (sent < total) {
-			int space = libxenvchan_buffer_space(c);
-			if (space > 0) {
-				long k = total - sent < space ? total - sent : space;
-				int w = libxenvchan_write(c, out + sent, (size_t)k);
-				if (w < 0)
-					return 1;
-				sent += w;
-				progress |= w > 0;
-			}
-		}
-		int ready = libxenvchan_data_ready(c);
-		if (ready > 0) {
-			long k = total - got < ready ? total - got : ready;
-			int r = libxenvchan_read(c, in + got, (size_t)k);
-			if (r < 0)
-				return 1;
-			got += r;
-			progress |= r > 0;
-		}
-		if (!progress) {
+		int w = move_some(c, true, out + sent, total - sent);
+		int r = move_some(c, false, in + got, total - got);
+		if (w < 0 || r < 0)
+			return 1;
+		sent += w;
+		got += r;
+		if (w == 0 && r == 0) {
 			waits++;
 			libxenvchan_wait(c);
 		}

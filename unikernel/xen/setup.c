@@ -16,6 +16,7 @@
  * report on the console).
  */
 #include "../core/app.h"
+#include "../core/cmdline.h"
 #include "../core/platform.h"
 #include "hypercall.h"
 #include "xenplat.h"
@@ -48,7 +49,7 @@ uint64_t plat_now_ms(void)
 /* Kernel command line "ts": prefix console lines with [seconds since
  * boot] (for timing the boot from the console log). */
 static bool console_ts;
-static const char *selftest; /* "null" or "ud": fault on purpose (tests) */
+static struct cmdline_val selftest; /* "null" or "ud": fault on purpose (tests) */
 static bool blkdump; /* print the first sector of the first disk at boot */
 static uint64_t boot_ns;
 
@@ -120,64 +121,43 @@ void plat_exit(int code)
 		HYPERVISOR_sched_op(SCHEDOP_shutdown, &s);
 }
 
-/* "a.b.c.d" at s (up to a space, '/' or end) -> host order; end in *end */
-static int parse_ip(const char *s, uint32_t *ip, const char **end)
+/* The words of the command line this file reads (the others: vchan.c and
+ * the apps, each through core/cmdline.h). A bad value is refused whole
+ * and said on the console; the default stays. */
+static void parse_cmdline(const char *line, size_t cap)
 {
-	uint32_t v = 0;
-	for (int i = 0; i < 4; i++) {
-		unsigned int part = 0, digits = 0;
-		while (*s >= '0' && *s <= '9' && digits < 4) {
-			part = part * 10 + (unsigned int)(*s++ - '0');
-			digits++;
+	struct cmdline_val v;
+	uint32_t ip;
+	unsigned plen;
+	console_ts = cmdline_flag(line, cap, "ts"); /* first: it stamps the lines below */
+	blkdump = cmdline_flag(line, cap, "blkdump");
+	if (cmdline_get(line, cap, "ip", &v)) {
+		if (cmdline_ipv4_prefix(v, &ip, &plen) == 0 && ip) {
+			netcfg.dhcp = false;
+			netcfg.ip = ip;
+			netcfg.mask = plen == 32 ? 0xffffffffu : ~(0xffffffffu >> plen);
+		} else {
+			printk("cmdline: bad ip= ignored (A.B.C.D/N, N 1..32)\n");
 		}
-		if (digits == 0 || digits > 3 || part > 255)
-			return -1;
-		v = v << 8 | part;
-		if (i < 3 && *s++ != '.')
-			return -1;
 	}
-	*ip = v;
-	*end = s;
-	return 0;
+	if (cmdline_get(line, cap, "gw", &v)) {
+		if (cmdline_ipv4(v, &ip) == 0)
+			netcfg.gw = ip;
+		else
+			printk("cmdline: bad gw= ignored (A.B.C.D)\n");
+	}
+	if (cmdline_get(line, cap, "selftest", &v)) {
+		if (cmdline_is(v, "null") || cmdline_is(v, "ud"))
+			selftest = v;
+		else
+			printk("cmdline: bad selftest= ignored (null, ud)\n");
+	}
 }
 
-static void parse_cmdline(const char *c)
+const char *plat_cmdline(size_t *cap)
 {
-	while (*c) {
-		while (*c == ' ')
-			c++;
-		const char *end;
-		uint32_t ip;
-		if (!strncmp(c, "ip=", 3) && parse_ip(c + 3, &ip, &end) == 0 && ip) {
-			unsigned int plen = 24;
-			if (*end == '/') {
-				plen = 0;
-				end++;
-				while (*end >= '0' && *end <= '9' && plen <= 32)
-					plen = plen * 10 + (unsigned int)(*end++ - '0');
-			}
-			if (plen >= 1 && plen <= 32 && (*end == ' ' || !*end)) {
-				netcfg.dhcp = false;
-				netcfg.ip = ip;
-				netcfg.mask = plen == 32 ? 0xffffffffu : ~(0xffffffffu >> plen);
-			} else {
-				printk("cmdline: bad ip= ignored\n");
-			}
-			c = end;
-		} else if (!strncmp(c, "blkdump", 7) && (c[7] == ' ' || !c[7])) {
-			blkdump = true;
-		} else if (!strncmp(c, "ts", 2) && (c[2] == ' ' || !c[2])) {
-			console_ts = true;
-		} else if (!strncmp(c, "selftest=", 9)) {
-			selftest = c + 9;
-		} else if (!strncmp(c, "gw=", 3) && parse_ip(c + 3, &ip, &end) == 0 &&
-			   (*end == ' ' || !*end)) {
-			netcfg.gw = ip;
-			c = end;
-		}
-		while (*c && *c != ' ')
-			c++;
-	}
+	*cap = sizeof(start_info.cmd_line);
+	return (const char *)start_info.cmd_line;
 }
 
 static const char *domain_name(void)
@@ -221,16 +201,16 @@ __attribute__((noreturn)) void start_kernel_common(void)
 	xs_init();
 	if (gnttab_init() < 0)
 		xen_crash("no grant table");
-	parse_cmdline((const char *)start_info.cmd_line);
+	parse_cmdline((const char *)start_info.cmd_line, sizeof(start_info.cmd_line));
 
 	printk("mirage-env unikernel: app %s, xen %s platform, %lu pages (%lu free), domain %s\n",
 	       app_name, xen_pvh ? "PVH" : "PV", start_info.nr_pages, mm_free_pages(), domain_name());
 	if (blkdump)
 		blkfront_dump();
-	if (selftest && !strncmp(selftest, "null", 4)) {
+	if (cmdline_is(selftest, "null")) {
 		printk("selftest: reading address 0\n");
 		printk("read %d\n", *(volatile int *)0);
-	} else if (selftest && !strncmp(selftest, "ud", 2)) {
+	} else if (cmdline_is(selftest, "ud")) {
 		printk("selftest: invalid opcode\n");
 		__asm__ __volatile__("ud2");
 	}

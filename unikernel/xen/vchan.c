@@ -15,6 +15,7 @@
  * timeout (so the shutdown request and a silent client death are noticed
  * even without an event).
  */
+#include "../core/cmdline.h"
 #include "../core/platform.h"
 #include "vchan.h"
 #include "xenplat.h"
@@ -32,46 +33,40 @@ void vchan_notify_peer(struct vchan *v)
 	evtchn_notify(v->evtchn);
 }
 
+/* A xenstore path of letters, digits and "/-_." that fits xs_dir with
+ * room for "/event-channel". */
+static bool good_path(struct cmdline_val v)
+{
+	if (v.n == 0 || v.n >= sizeof(xs_dir) - 16)
+		return false;
+	for (size_t i = 0; i < v.n; i++) {
+		char ch = v.p[i];
+		if (!((ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z') ||
+		      (ch >= '0' && ch <= '9') || ch == '/' || ch == '-' || ch == '_' ||
+		      ch == '.'))
+			return false;
+	}
+	return true;
+}
+
 /* "vchan=PATH" and "vchan_order=N" from the kernel command line */
 static unsigned parse_cmdline(void)
 {
-	const char *c = (const char *)start_info.cmd_line;
+	size_t cap;
+	const char *line = plat_cmdline(&cap);
+	struct cmdline_val v;
 	unsigned order = DEFAULT_ORDER;
-	while (*c) {
-		while (*c == ' ')
-			c++;
-		if (!strncmp(c, "vchan=", 6)) {
-			const char *p = c + 6;
-			size_t n = 0;
-			while (p[n] && p[n] != ' ')
-				n++;
-			bool ok = n > 0 && n < sizeof(xs_dir) - 16;
-			for (size_t i = 0; ok && i < n; i++) {
-				char ch = p[i];
-				ok = (ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z') ||
-				     (ch >= '0' && ch <= '9') || ch == '/' || ch == '-' ||
-				     ch == '_' || ch == '.';
-			}
-			if (ok) {
-				memcpy(xs_dir, p, n);
-				xs_dir[n] = '\0';
-			} else {
-				printk("vchan: bad vchan= ignored\n");
-			}
-		} else if (!strncmp(c, "vchan_order=", 12)) {
-			unsigned v = 0;
-			const char *p = c + 12;
-			while (*p >= '0' && *p <= '9' && v < 100)
-				v = v * 10 + (unsigned)(*p++ - '0');
-			if (v >= 12 && v <= VCHAN_MAX_ORDER && (*p == ' ' || !*p))
-				order = v;
-			else
-				printk("vchan: bad vchan_order= ignored (12..%d)\n",
-				       VCHAN_MAX_ORDER);
+	if (cmdline_get(line, cap, "vchan", &v)) {
+		if (good_path(v)) {
+			memcpy(xs_dir, v.p, v.n);
+			xs_dir[v.n] = '\0';
+		} else {
+			printk("vchan: bad vchan= ignored\n");
 		}
-		while (*c && *c != ' ')
-			c++;
 	}
+	if (cmdline_get(line, cap, "vchan_order", &v) &&
+	    cmdline_uint(v, 12, VCHAN_MAX_ORDER, &order) < 0)
+		printk("vchan: bad vchan_order= ignored (12..%d)\n", VCHAN_MAX_ORDER);
 	return order;
 }
 
@@ -222,9 +217,4 @@ void vchan_server_stop(void)
 const struct vchan_stats *vchan_stats(void)
 {
 	return &vc.st;
-}
-
-const char *vchan_cmdline(void)
-{
-	return (const char *)start_info.cmd_line;
 }

@@ -132,7 +132,7 @@ int vchan_write(struct vchan *v, const void *buf, size_t n);
 /* Start the one vchan server of this kernel for client domain 0. Kernel
  * command line: "vchan=PATH" (xenstore directory; default data/vchan,
  * i.e. /local/domain/<own id>/data/vchan), "vchan_order=N" (log2 of
- * each ring's size, 10..17, default 15). Returns 0 or <0. */
+ * each ring's size, 12..17, default 15). Returns 0 or <0. */
 int vchan_server_start(void);
 /* Wait for a client to connect: 0 connected, <0 when the platform is
  * stopping. */
@@ -148,7 +148,5 @@ void vchan_disconnect(void);
 /* Tell the client we are going away (srv_live = 0). */
 void vchan_server_stop(void);
 const struct vchan_stats *vchan_stats(void);
-/* The kernel command line (apps read their own options from it). */
-const char *vchan_cmdline(void);
 
 #endif
