@@ -369,7 +369,7 @@ def unikernel_run(ctx: click.Context, kernel: Path | None, app: str | None, gues
         if kernel is not None or disks or publish or guest_type:
             _fail("--count and the console-only apps boot bundled apps as they are: no --kernel, --disk, "
                   "--publish or --type with them", EXIT_BAD_INPUT)
-        _run_many(ctx, app, name, memory or 4, count, autostart, as_json)
+        _run_many(ctx, app, name, memory or 4, count, autostart, as_json, cmdline)
         return
     _run_one(ctx, kernel, app, guest_type, name, memory, cmdline, disks, disk_format, publish, autostart, as_json)
 
@@ -440,11 +440,13 @@ def _run_one(ctx, kernel, app, guest_type, name, memory, cmdline, disks, disk_fo
     click.echo(f"console: mirage-env unikernel logs {name} [--follow]; stop: mirage-env unikernel stop {name}")
 
 
-def _run_many(ctx, app: str, name: str | None, memory: int, count: int, autostart: bool, as_json: bool) -> None:
+def _run_many(ctx, app: str, name: str | None, memory: int, count: int, autostart: bool, as_json: bool,
+              cmdline: str = "") -> None:
     """COUNT of a bundled app (or a console-only app): built here once, copied by content."""
     import time
 
     from . import bundled, launch
+    from .dom0.xlconfig import cmdline_problem
     from .domus import name_problem, run_apps, run_hints, run_summary
     from .report import Report
     from .settings import lease_seconds
@@ -453,6 +455,8 @@ def _run_many(ctx, app: str, name: str | None, memory: int, count: int, autostar
     names = [name] if count == 1 else [f"{name}-{i:02d}" for i in range(1, count + 1)]
     if problem := name_problem(names[-1]):
         _fail(f"--name: {problem}. Fix: e.g. --name my-auth", EXIT_BAD_INPUT)
+    if problem := cmdline_problem(cmdline):  # refused before the dom0 is touched
+        _fail(f"--cmdline: {problem}", EXIT_BAD_INPUT)
     env, sh = _dom0_shell(ctx)
     report = Report("unikernel run")
     t0 = time.monotonic()
@@ -462,7 +466,7 @@ def _run_many(ctx, app: str, name: str | None, memory: int, count: int, autostar
                                     bundled.build(app, "xen", env.state.path("build")), report)
         booted = run_apps(sh, app, names, memory, env.settings.network.bridge,
                           lease_seconds(env.settings.network.lease_time) or 3600, report,
-                          autostart=autostart, image=image)
+                          autostart=autostart, image=image, cmdline=cmdline)
     total_s = round(time.monotonic() - t0, 1)
     failed = {n: b for n, b in booted.items() if b.error}
     if as_json:

@@ -53,10 +53,12 @@ def build(sh, app: str, report) -> str:
     return image
 
 
-def write_config(sh, name: str, image: str, memory_mb: int, bridge: str, autostart: bool) -> str:
-    """Write /etc/xen/NAME.cfg; with `autostart`, link it into /etc/xen/auto so that xendomains
-    boots it with the dom0 (without, remove such a link: the latest run decides)."""
-    config = render_xl_config(name, image, memory_mb, bridge=bridge, mac=mac_for(name))
+def write_config(sh, name: str, image: str, memory_mb: int, bridge: str, autostart: bool,
+                 cmdline: str = "") -> str:
+    """Write /etc/xen/NAME.cfg (CMDLINE: the user's extra kernel command line); with `autostart`,
+    link it into /etc/xen/auto so that xendomains boots it with the dom0 (without, remove such a
+    link: the latest run decides)."""
+    config = render_xl_config(name, image, memory_mb, bridge=bridge, mac=mac_for(name), extra_cmdline=cmdline)
     path, link = xl_config(name), autostart_link(name)
     if autostart:
         tail = f"sudo mkdir -p {AUTO_DIR} && sudo ln -sfn {path} {link}"
@@ -69,11 +71,12 @@ def write_config(sh, name: str, image: str, memory_mb: int, bridge: str, autosta
 
 
 def run_apps(sh, app: str, names: list[str], memory_mb: int, bridge: str, lease_s: int, report,
-             autostart: bool = False, timeout: float = 120, image: str | None = None) -> dict[str, Booted]:
+             autostart: bool = False, timeout: float = 120, image: str | None = None,
+             cmdline: str = "") -> dict[str, Booted]:
     """Write one xl config per name (each its own MAC) for IMAGE (APP's image on the dom0; None:
     build it there), boot them all and wait for every lease (or, for a console app, its ready line)."""
     image = image or build(sh, app, report)
-    configs = [(name, write_config(sh, name, image, memory_mb, bridge, autostart)) for name in names]
+    configs = [(name, write_config(sh, name, image, memory_mb, bridge, autostart, cmdline)) for name in names]
     if app in CONSOLE_READY:
         return {name: boot_and_wait_for_console(sh, name, path, CONSOLE_READY[app], timeout, report)
                 for name, path in configs}

@@ -38,6 +38,14 @@ def _quote(value: str) -> str:
     return f'"{value}"'
 
 
+def cmdline_problem(cmdline: str) -> str | None:
+    """What is wrong with a user's extra kernel command line (xl's `extra`), or None."""
+    if cmdline and (len(cmdline) > 1024 or any(c in cmdline for c in '"\\\n\r') or not cmdline.isprintable()):
+        return (f"cmdline {cmdline!r}: printable, no quotes or backslashes, <= 1024 characters. "
+                "Fix: e.g. --cmdline 'echo=tcp'")
+    return None
+
+
 def render_xl_config(
     name: str,
     kernel_path: str,
@@ -113,8 +121,8 @@ def render_xl_config(
             raise XlConfigError(f"cmdline word {word!r}: letters, digits and '_.=/:-' only, no spaces")
         extra.append(word)
     if extra_cmdline:
-        if len(extra_cmdline) > 1024 or any(c in extra_cmdline for c in '"\\\n\r') or not extra_cmdline.isprintable():
-            raise XlConfigError(f"cmdline {extra_cmdline!r}: printable, no quotes or backslashes, <= 1024 characters")
+        if problem := cmdline_problem(extra_cmdline):
+            raise XlConfigError(problem)
         extra.append(extra_cmdline)
     disk_specs = []
     for i, disk in enumerate(disks):
