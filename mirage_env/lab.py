@@ -19,7 +19,7 @@ from pydantic import ValidationError
 from .settings import Settings, SettingsError, explain, read_yaml
 from .sshclient import SshTarget
 
-HOST_NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,62}$")
+HOST_NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,62}\Z")
 CONNECTION_KEYS = {"address", "port", "user", "key"}
 SETTINGS_KEYS = {"network", "dom0", "probe", "unikernel"}
 
@@ -84,8 +84,8 @@ def load_lab(path: Path, settings: Settings) -> list[LabHost]:
             problems.append(f"{where}.user: missing. Fix: an account with passwordless sudo, e.g. `user: admin`")
             continue
         port = entry.get("port", 22)
-        if isinstance(port, bool) or not isinstance(port, (int, str)) or not str(port).isdigit() \
-                or not 1 <= int(port) <= 65535:
+        if isinstance(port, bool) or not isinstance(port, (int, str)) \
+                or not re.fullmatch(r"[0-9]{1,5}", str(port).strip()) or not 1 <= int(port) <= 65535:
             problems.append(f"{where}.port: {port!r} is not a TCP port. Fix: e.g. 22")
             continue
         port = int(port)

@@ -71,13 +71,8 @@ def _reap() -> None:
         pass
 
 
-def end_process_group(signum, frame) -> None:
-    """Stop ansible-playbook (it passes SIGTERM on to its workers), give everything below us the
-    grace period, then SIGKILL what is left below us — also workers whose ansible-playbook died
-    before passing the signal on — and exit."""
-    signal.signal(signal.SIGTERM, signal.SIG_IGN)  # our own killpg must not stop us half-way
-    me = os.getpid()
-    os.killpg(0, signal.SIGTERM)  # once: a second SIGTERM in Ansible's handler kills it before it tells the workers
+def end_descendants(me: int) -> None:
+    """Give what runs below us the grace period to end, then SIGKILL what is left, by PID."""
     deadline = time.monotonic() + GRACE_SECONDS
     while descendants(me) and time.monotonic() < deadline:
         _reap()
@@ -93,6 +88,15 @@ def end_process_group(signum, frame) -> None:
                 pass
         time.sleep(0.05)
         _reap()
+
+
+def end_process_group(signum, frame) -> None:
+    """Stop ansible-playbook (it passes SIGTERM on to its workers), give everything below us the
+    grace period, then SIGKILL what is left below us — also workers whose ansible-playbook died
+    before passing the signal on — and exit."""
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)  # our own killpg must not stop us half-way
+    os.killpg(0, signal.SIGTERM)  # once: a second SIGTERM in Ansible's handler kills it before it tells the workers
+    end_descendants(os.getpid())
     os.killpg(0, signal.SIGKILL)  # anything left in our group, and us
 
 
@@ -134,7 +138,17 @@ def main(argv: list[str]) -> int:
             break
         except InterruptedError:
             continue
-    return os.waitstatus_to_exitcode(status) if os.WIFEXITED(status) else 128 + os.WTERMSIG(status)
+    if os.WIFSIGNALED(status):
+        # ansible-playbook was killed (OOM, a SIGKILL): its workers, in sessions of their own, were
+        # not told and are now ours (subreaper). Their tasks must not run on unwatched.
+        for pid in descendants(os.getpid()):
+            try:
+                os.kill(pid, signal.SIGTERM)  # an Ansible worker then ends its task's process group
+            except ProcessLookupError:
+                pass
+        end_descendants(os.getpid())
+        return 128 + os.WTERMSIG(status)
+    return os.waitstatus_to_exitcode(status)
 
 
 if __name__ == "__main__":

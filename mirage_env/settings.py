@@ -332,21 +332,21 @@ class NetworkSettings(Strict):
             if self.dhcp_start <= addr <= self.dhcp_end:
                 other = free_address(net, fixed, self.dhcp_start, self.dhcp_end)
                 raise ValueError(f"network.{name}: {addr} is inside the DHCP range "
-                                 f"{self.dhcp_start}–{self.dhcp_end}, so dnsmasq could hand it to a "
+                                 f"{self.dhcp_start}–{self.dhcp_end} (dhcp_start–dhcp_end), so dnsmasq could hand it to a "
                                  "unikernel. Fix: " + (f"pick an address outside the range, e.g. {other}, "
                                                       if other else "") + "or move the range")
         if self.host_address == self.dom0_address:
             other = free_address(net, fixed, self.dhcp_start, self.dhcp_end)
-            raise ValueError(f"network.dom0_address: {self.dom0_address} is also the host address. "
+            raise ValueError(f"network.dom0_address: {self.dom0_address} is also network.host_address. "
                              "Fix: give the dom0 bridge its own address" + (f", e.g. {other}" if other else
                                                                           ": move the DHCP range to make room"))
         nics = (self.bridged_nic, self.uplink_nic)
         if self.bridge == self.bridged_nic:
-            raise ValueError(f"network.bridge: {self.bridge!r} is also the bridged NIC. "
+            raise ValueError(f"network.bridge: {self.bridge!r} is also network.bridged_nic. "
                              f"Fix: name the bridge differently, e.g. {free_name(('br0', 'xenbr0', 'br1'), nics)}")
         if self.bridge == self.uplink_nic:
-            raise ValueError(f"network.bridge: {self.bridge!r} is also the uplink NIC that carries the "
-                             "management connection. Fix: name the bridge differently, "
+            raise ValueError(f"network.bridge: {self.bridge!r} is also network.uplink_nic, the NIC that "
+                             "carries the management connection. Fix: name the bridge differently, "
                              f"e.g. {free_name(('br0', 'xenbr0', 'br1'), nics)}")
         size = int(self.dhcp_end) - int(self.dhcp_start) + 1
         if size > DNSMASQ_LEASE_MAX:
@@ -406,8 +406,8 @@ class MachineSettings(Strict):
     @field_validator("mirror", "security_mirror", mode="before")
     @classmethod
     def _mirror(cls, value: Any) -> str:
-        if not isinstance(value, str) or not MIRROR_RE.fullmatch(value) or not 1 <= int(
-                (re.search(r":([0-9]+)", value[7:]) or re.match("(1)", "1")).group(1)) <= 65535:
+        match = MIRROR_RE.fullmatch(value) if isinstance(value, str) else None
+        if not match or match.group(1) and not 1 <= int(match.group(1)[1:]) <= 65535:
             raise ValueError(f"{shown(value)} is not a plain http:// mirror URL. "
                              "Fix: use an http:// URL like http://deb.debian.org/debian")
         return value.rstrip("/")
@@ -619,9 +619,8 @@ def explain(exc: ValidationError) -> list[str]:
         if err["type"] == "value_error":
             # our own messages already name the value and the fix
             for line in msg.split("\n"):
-                problems.append(line if line.startswith(("network.", "dom0.", "machine.", "unikernel.", "lab.",
-                                                          "vagrant."))
-                                else f"{where}: {line}")
+                named = line.split(":", 1)[0].split(".", 1)[0] in Settings.model_fields and ": " in line
+                problems.append(line if named or not where else f"{where}: {line}")
         else:
             problems.append(f"{where}: {shown(value)} {_generic_problem(err, where)}")
     return problems

@@ -36,7 +36,7 @@ from .errors import MirageEnvError
 CLIENT_SRC = UNIKERNEL_DIR / "tools" / "vchan_client.c"
 REMOTE_DIR = TOOLS_DIR
 DEFAULT_SUBPATH = "data/vchan"
-_PATH = re.compile(r"^/[A-Za-z0-9_./-]{1,39}$")  # libxenvchan's 64-byte key buffer
+_PATH = re.compile(r"^/[A-Za-z0-9_./-]{1,39}\Z")  # libxenvchan's 64-byte key buffer
 MAX_TEXT = 4000
 
 
