@@ -368,7 +368,8 @@ def unikernel_run(ctx: click.Context, kernel: Path | None, app: str | None, gues
     if count > 1 or app in _console_apps():
         if kernel is not None or disks or publish or guest_type:
             _fail("--count and the console-only apps boot bundled apps as they are: no --kernel, --disk, "
-                  "--publish or --type with them", EXIT_BAD_INPUT)
+                  "--publish or --type with them. Fix: drop those options, or boot one unikernel at a time "
+                  "without --count", EXIT_BAD_INPUT)
         _run_many(ctx, app, name, memory or 4, count, autostart, as_json)
         return
     _run_one(ctx, kernel, app, guest_type, name, memory, cmdline, disks, disk_format, publish, autostart, as_json)

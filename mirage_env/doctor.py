@@ -53,7 +53,7 @@ def check_memory(vm_mib: int, available: Callable[[], int] = available_mib, sett
     if free < needed:
         smaller = (free - HOST_RESERVE_MIB) // 256 * 256
         fix = f"close programs to free {needed - free} MiB"
-        fix += (f", or lower the VM's memory: -s {setting}={smaller}M" if minimum <= smaller < vm_mib else
+        fix += (f", or lower the VM's memory: `mirage-env -s {setting}={smaller}M up`" if minimum <= smaller < vm_mib else
                 f" ({setting} cannot go below {minimum}M)")
         return Check("memory", "fail", f"{free} MiB available, the VM needs {vm_mib} MiB plus "
                      f"{HOST_RESERVE_MIB} MiB for the host", fix)

@@ -553,7 +553,8 @@ class Settings(Strict):
                         f"{min(room, 1024 if domu == 'unikernel' else room)}M or less, or raise {section}.memory")
         if self.provider == "ssh" and self.lab.inventory is None:
             raise ValueError("lab.inventory: the ssh provider needs an inventory of hosts. "
-                             "Fix: set lab.inventory (see inventory/lab.example.yml) or pass --inventory FILE")
+                             "Fix: set lab.inventory (see inventory/lab.example.yml), or "
+                             "`mirage-env --inventory FILE COMMAND`")
         return self
 
     def role_vars(self) -> dict[str, Any]:

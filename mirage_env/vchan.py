@@ -53,7 +53,8 @@ def resolve_domid(ssh, domid_or_name: int | str) -> int:
     if isinstance(domid_or_name, int) or str(domid_or_name).isdigit():
         domid = int(domid_or_name)
         if not 0 < domid < 0x7FF0:
-            raise VchanError(f"domain id {domid}: a domU id is 1..32751")
+            raise VchanError(f"domain id {domid}: a domU id is 1..32751 (0 is the dom0). "
+                             "Fix: give the id or name `mirage-env unikernel list` shows")
         return domid
     name = str(domid_or_name)
     if name_problem(name):
