@@ -85,6 +85,9 @@ def read_yaml(path: Path, source: str, what: str = "the file") -> Any:
         text = Path(path).expanduser().read_text()
     except OSError as exc:
         raise SettingsError(source, [f"cannot read {what} ({exc.strerror}). Fix: check the path"]) from None
+    except UnicodeDecodeError as exc:
+        raise SettingsError(source, [f"{what} is not UTF-8 text (byte {exc.start} is {exc.object[exc.start]:#04x}). "
+                                     "Fix: give a YAML text file"]) from None
     try:
         return yaml.load(text, Loader=_UniqueKeyLoader)  # noqa: S506 - a SafeLoader subclass
     except yaml.MarkedYAMLError as exc:

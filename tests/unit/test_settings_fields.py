@@ -238,3 +238,44 @@ def test_a_suggested_fix_differs_from_the_value_and_is_accepted(tmp_path, settin
             assert str(settings.get(section, {}).get(key)) != value, f"the fix repeats {section}.{key}: {problem}"
     path.write_text(yaml.safe_dump(merge(settings, fix)))
     load_settings(path)  # the suggestion itself is accepted
+
+
+@pytest.mark.parametrize("content", [b"\x7fELF\x02\x01\x01\x00\xff\xfe", b"name: caf\xe9\n"],
+                         ids=["binary", "latin-1"])
+def test_a_settings_file_that_is_not_text_is_refused_naming_it(tmp_path, content):
+    path = tmp_path / "mirage-env.yml"
+    path.write_bytes(content)
+    result = CliRunner().invoke(cli, ["--state-dir", str(tmp_path / "state"), "-c", str(path), "doctor"])
+    assert result.exit_code == 2 and "Traceback" not in result.output, result.output
+    assert result.output.startswith(f"{path} is not valid") and "not UTF-8 text" in result.output, result.output
+    assert not (tmp_path / "state").exists()
+
+
+# -- a lab inventory's host fields ---------------------------------------------------------------
+LAB_BAD = {
+    "address": ["a b", "-oProxyCommand=touch x", "300.1.1.1", "a;b", "x" * 300, 5, True, ["10.0.0.1"]],
+    "user": ["a b", "-oX", "root;id", "x" * 40, 5, True, ["admin"]],
+    "port": [0, -1, 70000, "x", "２２", True, 22.5, ["22"]],
+    "key": ["/nonexistent/id_ed25519"],
+    "network": [{"bridge": "a b"}, {"nope": 1}, 5],
+    "dom0": [{"memory": "1M"}],
+}
+LAB_CASES = [(f, v) for f, values in LAB_BAD.items() for v in values]
+
+
+@pytest.mark.parametrize("field, value", LAB_CASES, ids=[f"{f}={v!r}"[:50] for f, v in LAB_CASES])
+def test_a_bad_lab_host_field_is_refused_naming_host_field_and_fix(tmp_path, field, value):
+    key = tmp_path / "id_test"
+    key.write_text("not a real key\n")
+    host = {"address": "127.0.0.1", "port": 1, "user": "u", "key": str(key), field: value}
+    inventory = tmp_path / "lab.yml"
+    inventory.write_text(yaml.safe_dump({"hosts": {"a": host}}, allow_unicode=True))
+    state = tmp_path / "state"
+    result = CliRunner().invoke(cli, ["--state-dir", str(state), "provision", "--inventory", str(inventory)])
+    out = result.output
+    assert result.exit_code == 2 and "Traceback" not in out, out
+    assert out.startswith(f"{inventory} is not valid"), out
+    assert f"hosts.a.{field}" in out and "Fix:" in out, out
+    problems = out.rstrip("\n").split("\n")[1:]
+    assert all(p.startswith("  - ") for p in problems), out
+    assert not state.exists(), list(state.rglob("*"))
