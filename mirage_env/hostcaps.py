@@ -255,7 +255,7 @@ def _other_provider() -> str:
         return "or use VirtualBox instead: `mirage-env -s provider=virtualbox up`"
     if shutil.which("vagrant") and shutil.which("virsh"):
         return "or use libvirt instead: `mirage-env -s provider=libvirt up`"
-    return "or run on a Debian host you have over SSH: `mirage-env --inventory FILE up`"
+    return "or run on a Debian host you have over SSH: `mirage-env -s provider=ssh -s lab.inventory=FILE up`"
 
 
 def check_host_tools(provider: str, euid: int | None = None) -> list[Check]:
