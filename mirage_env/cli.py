@@ -166,10 +166,17 @@ def cli(ctx: click.Context, config: Path | None, state_dir: Path | None, overrid
     parsed = {}
     for item in overrides:
         key, sep, value = item.partition("=")
-        if not sep or not key:
+        if not sep or not key.strip():
             _fail(f"--set {item!r} is not KEY=VALUE. Fix: e.g. --set dom0.memory=768M", EXIT_BAD_INPUT)
-        parsed[key.strip()] = value.strip()
+        key, value = key.strip(), value.strip()
+        if key in parsed and parsed[key] != value:  # the last would win unnoticed, as a YAML key twice
+            _fail(f"--set {key} is given twice ({parsed[key]!r} and {value!r}). Fix: give it once",
+                  EXIT_BAD_INPUT)
+        parsed[key] = value
     if provider:
+        if parsed.get("provider", provider) != provider:
+            _fail(f"--provider {provider} and --set provider={parsed['provider']} contradict each other. "
+                  "Fix: give one of them", EXIT_BAD_INPUT)
         parsed["provider"] = provider
     if inventory:
         parsed["lab.inventory"] = str(inventory)

@@ -279,3 +279,15 @@ def test_a_bad_lab_host_field_is_refused_naming_host_field_and_fix(tmp_path, fie
     problems = out.rstrip("\n").split("\n")[1:]
     assert all(p.startswith("  - ") for p in problems), out
     assert not state.exists(), list(state.rglob("*"))
+
+
+@pytest.mark.parametrize("argv, expect", [
+    (["-s", "name=a", "-s", "name=b"], "--set name is given twice ('a' and 'b')"),
+    (["--provider", "qemu", "-s", "provider=ssh"], "contradict each other"),
+    (["-s", " =1"], "is not KEY=VALUE"),
+])
+def test_set_given_twice_or_contradicting_is_refused(tmp_path, argv, expect):
+    state = tmp_path / "state"
+    result = CliRunner().invoke(cli, ["--state-dir", str(state), *argv, "doctor"])
+    assert result.exit_code == 2 and expect in result.output and "Fix:" in result.output, result.output
+    assert not state.exists()
