@@ -143,7 +143,13 @@ def test_unikernel_run_list_logs_stop(env, measure):
     assert "Hello Mirage World!" in page.stdout
     listed = json.loads(env.run("unikernel", "list", "--json").stdout)
     assert [d for d in listed if d["name"] == "e2e-www" and d["ip"] == ip and d["memory_mb"] == 4]
-    assert ip in env.run("unikernel", "logs", "e2e-www").stdout
+    console = env.run("unikernel", "logs", "e2e-www").stdout
+    assert ip in console
+    # the toolstack's seed reached the kernel's CSPRNG before it ran (xl create -p, xenstore-write,
+    # unpause), and the kernel blanked it after use
+    assert "xenstore 32 bytes" in console, console[-2000:]
+    seed = env.run("ssh", "sudo xenstore-read /local/domain/$(sudo xl domid e2e-www)/data/random-seed")
+    assert seed.returncode == 0 and seed.stdout.strip() == "", seed
     from tests.e2e.topology_checks import check_live_topology
 
     for key, value in check_live_topology(env, domain="e2e-www").items():
@@ -567,6 +573,7 @@ def test_a_pvh_kernel_boots(env, measure, tmp_path):
             assert get_local(f"{base}?user=alice&password=wonderland")[0] == 401  # not on the disk
             console = env.run("unikernel", "logs", name).stdout
             assert "PVH" in console and "blkfront" in console, console[-2000:]
+            assert "xenstore 32 bytes" in console, console[-2000:]  # the toolstack's seed, read as PVH
             return
         data = Path(__file__).resolve().parents[1] / "data"
         obj, kernel = tmp_path / "pvh_hello.o", tmp_path / "pvh_hello.xen"
