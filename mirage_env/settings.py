@@ -553,7 +553,7 @@ class Settings(Strict):
                     raise ValueError(
                         f"{domu}.memory: {part.memory}M does not fit in the {room}M that {what} "
                         f"{total}M leaves beside dom0.memory {self.dom0.memory}M. Fix: {domu}.memory "
-                        f"{min(room, 1024 if domu == 'unikernel' else room)}M or less, or raise {section}.memory")
+                        f"{room}M or less, or raise {section}.memory")
         if self.provider == "ssh" and self.lab.inventory is None:
             raise ValueError("lab.inventory: the ssh provider needs an inventory of hosts. "
                              "Fix: set lab.inventory (see inventory/lab.example.yml), or "
