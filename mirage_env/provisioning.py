@@ -84,6 +84,26 @@ def write_inventory(state: StateDir, hosts: list) -> Path:
     return path
 
 
+def pin_host_keys(state: StateDir, hosts: list) -> None:
+    """Record each host's SSH key in the inventory's known_hosts if it is not there yet (OpenSSH's
+    accept-new, done ahead of Ansible): Mitogen's ssh puts `StrictHostKeyChecking yes` before the
+    inventory's accept-new, so a host it has never seen would be refused. A key other than the
+    recorded one is refused here with the fix; a host that does not answer is left to Ansible,
+    which reports it unreachable."""
+    import dataclasses
+
+    import paramiko
+
+    from .sshclient import connect
+
+    known_hosts = state.path("known_hosts")
+    for host in hosts:
+        try:
+            connect(dataclasses.replace(host.target, known_hosts=known_hosts)).close()
+        except (OSError, EOFError, paramiko.SSHException):
+            pass
+
+
 def run_playbook(state: StateDir, inventory: Path, playbook: str, extravars: dict, report,
                  forks: int = 8) -> ProvisionResult:
     import ansible_runner  # imported here: `mirage-env --help` must stay fast

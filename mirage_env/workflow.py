@@ -71,9 +71,11 @@ class Environment:
         return len(hosts) > 1 or self.provider.name == "ssh"
 
     def _run(self, report: Report, hosts: list[Host], playbook: str, extravars: dict):
-        from .provisioning import run_playbook, write_inventory
+        from .provisioning import pin_host_keys, run_playbook, strategy_env, write_inventory
 
         inventory = write_inventory(self.state, hosts)
+        if strategy_env():
+            pin_host_keys(self.state, hosts)
         return run_playbook(self.state, inventory, playbook, extravars, report,
                             forks=self.settings.lab.parallel)
 
