@@ -166,10 +166,17 @@ def cli(ctx: click.Context, config: Path | None, state_dir: Path | None, overrid
     parsed = {}
     for item in overrides:
         key, sep, value = item.partition("=")
-        if not sep or not key:
+        if not sep or not key.strip():
             _fail(f"--set {item!r} is not KEY=VALUE. Fix: e.g. --set dom0.memory=768M", EXIT_BAD_INPUT)
-        parsed[key.strip()] = value.strip()
+        key, value = key.strip(), value.strip()
+        if key in parsed and parsed[key] != value:  # the last would win unnoticed, as a YAML key twice
+            _fail(f"--set {key} is given twice ({parsed[key]!r} and {value!r}). Fix: give it once",
+                  EXIT_BAD_INPUT)
+        parsed[key] = value
     if provider:
+        if parsed.get("provider", provider) != provider:
+            _fail(f"--provider {provider} and --set provider={parsed['provider']} contradict each other. "
+                  "Fix: give one of them", EXIT_BAD_INPUT)
         parsed["provider"] = provider
     if inventory:
         parsed["lab.inventory"] = str(inventory)
@@ -368,7 +375,8 @@ def unikernel_run(ctx: click.Context, kernel: Path | None, app: str | None, gues
     if count > 1 or app in _console_apps():
         if kernel is not None or disks or publish or guest_type:
             _fail("--count and the console-only apps boot bundled apps as they are: no --kernel, --disk, "
-                  "--publish or --type with them", EXIT_BAD_INPUT)
+                  "--publish or --type with them. Fix: drop those options, or boot one unikernel at a time "
+                  "without --count", EXIT_BAD_INPUT)
         _run_many(ctx, app, name, memory or 4, count, autostart, as_json, cmdline)
         return
     _run_one(ctx, kernel, app, guest_type, name, memory, cmdline, disks, disk_format, publish, autostart, as_json)

@@ -44,13 +44,19 @@ def available_mib() -> int:
     return 0
 
 
-def check_memory(vm_mib: int, available: Callable[[], int] = available_mib) -> Check:
+def check_memory(vm_mib: int, available: Callable[[], int] = available_mib, setting: str = "vagrant.memory",
+                 minimum: int = 1024) -> Check:
+    """Enough memory here for a VM of VM_MIB? The fix names SETTING (the provider's own) and a
+    value only when that value is below the refused one and still allowed (≥ MINIMUM)."""
     free = available()
     needed = vm_mib + HOST_RESERVE_MIB
     if free < needed:
+        smaller = (free - HOST_RESERVE_MIB) // 256 * 256
+        fix = f"close programs to free {needed - free} MiB"
+        fix += (f", or lower the VM's memory: `mirage-env -s {setting}={smaller}M up`" if minimum <= smaller < vm_mib else
+                f" ({setting} cannot go below {minimum}M)")
         return Check("memory", "fail", f"{free} MiB available, the VM needs {vm_mib} MiB plus "
-                     f"{HOST_RESERVE_MIB} MiB for the host", f"close programs, or lower the VM's memory, e.g. "
-                     f"-s vagrant.memory={max(1024, free - HOST_RESERVE_MIB) // 256 * 256}")
+                     f"{HOST_RESERVE_MIB} MiB for the host", fix)
     return Check("memory", "ok", f"{free} MiB available, the VM takes {vm_mib} MiB")
 
 
@@ -75,7 +81,7 @@ def run_checks(settings: Settings, provider: str, state_root: Path,
         vm_mib = 0
     checks.append(check_disk(state_root))
     if vm_mib:
-        checks.append(check_memory(vm_mib))
+        checks.append(check_memory(vm_mib, setting="machine.memory" if provider == "qemu" else "vagrant.memory"))
     return checks
 
 

@@ -48,7 +48,25 @@ class Publish:
         return f"127.0.0.1:{self.host_port}->{self.guest_port}"
 
 
-def parse_publish(value: str) -> Publish:
+def free_host_port(guest_port: int, avoid=frozenset()) -> int:
+    """An unprivileged host port a fix may suggest for GUEST_PORT: 8000 + its last three digits
+    when that is free, else the next free one — never one of AVOID (the ports this command already
+    names or that unikernels hold) nor one that is in use here."""
+    first = 8000 + guest_port % 1000
+    for port in [*range(first, 10000), *range(10000, 65536)]:
+        if port in avoid:
+            continue
+        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
+            try:
+                probe.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+        return port
+    raise PublishError("--publish: no free port on 127.0.0.1. Fix: stop forwarders you no longer need")
+
+
+def parse_publish(value: str, avoid=frozenset()) -> Publish:
+    """VALUE as a Publish; AVOID: host ports a suggested fix must not name (the others given)."""
     host, sep, guest = value.partition(":")
     try:
         ports = int(host), int(guest)
@@ -59,7 +77,7 @@ def parse_publish(value: str) -> Publish:
                            "--publish 8080:80 (127.0.0.1:8080 here → port 80 of the unikernel)")
     if ports[0] < 1024 and os.geteuid() != 0:
         raise PublishError(f"--publish {value}: host port {ports[0]} needs root. Fix: a port >= 1024, "
-                           f"e.g. --publish {8000 + ports[1] % 1000}:{ports[1]}")
+                           f"e.g. --publish {free_host_port(ports[1], avoid)}:{ports[1]}")
     return Publish(*ports)
 
 

@@ -252,10 +252,10 @@ SSH_HOST_TOOLS = {"ssh": "openssh-client", "ssh-keygen": "openssh-client"}
 def _other_provider() -> str:
     """The provider to suggest when the built-in machine cannot run here."""
     if shutil.which("vagrant") and shutil.which("VBoxManage"):
-        return "or use VirtualBox instead: -s provider=virtualbox"
+        return "or use VirtualBox instead: `mirage-env -s provider=virtualbox up`"
     if shutil.which("vagrant") and shutil.which("virsh"):
-        return "or use libvirt instead: -s provider=libvirt"
-    return "or run on a Debian host you have over SSH: -s provider=ssh with lab.inventory"
+        return "or use libvirt instead: `mirage-env -s provider=libvirt up`"
+    return "or run on a Debian host you have over SSH: `mirage-env -s provider=ssh -s lab.inventory=FILE up`"
 
 
 def check_host_tools(provider: str, euid: int | None = None) -> list[Check]:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import copy
 import fnmatch
+import ipaddress
 import re
 from dataclasses import dataclass
 from pathlib import Path
@@ -16,10 +17,13 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from .settings import Settings, SettingsError, explain, read_yaml
+from .settings import Settings, SettingsError, explain, read_yaml, shown
 from .sshclient import SshTarget
 
-HOST_NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,62}$")
+DNS_NAME_RE = re.compile(r"(?=.{1,253}\Z)([A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?\.)*"
+                         r"[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?\.?")
+USER_RE = re.compile(r"[A-Za-z_][A-Za-z0-9_.-]{0,31}")  # what useradd accepts, without a trailing $
+HOST_NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,62}\Z")
 CONNECTION_KEYS = {"address", "port", "user", "key"}
 SETTINGS_KEYS = {"network", "dom0", "probe", "unikernel"}
 
@@ -39,6 +43,17 @@ def _merge(base: dict, over: dict) -> dict:
         else:
             merged[key] = copy.deepcopy(value)
     return merged
+
+
+def address_ok(value: Any) -> bool:
+    """An IPv4/IPv6 address or a DNS name (what ssh and Ansible take as a host)."""
+    if not isinstance(value, str):
+        return False
+    try:
+        ipaddress.ip_address(value)
+        return True
+    except ValueError:
+        return bool(DNS_NAME_RE.fullmatch(value)) and not value.replace(".", "").isdigit()
 
 
 def _host_problems(name: str, entry: Any, where: str) -> list[str]:
@@ -80,12 +95,20 @@ def load_lab(path: Path, settings: Settings) -> list[LabHost]:
         if not entry.get("address"):
             problems.append(f"{where}.address: missing. Fix: the address or DNS name the host answers SSH on")
             continue
+        if not address_ok(entry["address"]):
+            problems.append(f"{where}.address: {shown(entry['address'])} is not an IP address or DNS name. "
+                            "Fix: e.g. `address: 10.0.0.11` or `address: rack1-a.lab`")
+            continue
         if not entry.get("user"):
             problems.append(f"{where}.user: missing. Fix: an account with passwordless sudo, e.g. `user: admin`")
             continue
+        if not isinstance(entry["user"], str) or not USER_RE.fullmatch(entry["user"]):
+            problems.append(f"{where}.user: {shown(entry['user'])} is not a user name. "
+                            "Fix: an account with passwordless sudo, e.g. `user: admin`")
+            continue
         port = entry.get("port", 22)
-        if isinstance(port, bool) or not isinstance(port, (int, str)) or not str(port).isdigit() \
-                or not 1 <= int(port) <= 65535:
+        if isinstance(port, bool) or not isinstance(port, (int, str)) \
+                or not re.fullmatch(r"[0-9]{1,5}", str(port).strip()) or not 1 <= int(port) <= 65535:
             problems.append(f"{where}.port: {port!r} is not a TCP port. Fix: e.g. 22")
             continue
         port = int(port)

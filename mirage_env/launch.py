@@ -36,7 +36,7 @@ DNSMASQ_CONF = "/etc/dnsmasq.d/mirage-env.conf"
 DNSMASQ_CONFS = "/etc/dnsmasq.d/*.conf /etc/dnsmasq.conf"
 DEFAULT_MEMORY = {"pv": 16, "pvh": MIN_PVH_MEMORY_MB}
 # a DNS label: what dnsmasq accepts as a DHCP host name
-HOSTNAME_RE = re.compile(r"^[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?$")
+HOSTNAME_RE = re.compile(r"^[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?\Z")
 
 
 class BadInput(DomUError):
@@ -432,12 +432,13 @@ def check_locally(req: Request, state, build_dir: Path, report) -> Checked:
         raise BadInput("--kernel and --app: give one. Fix: --kernel FILE for your own kernel, "
                         "--app NAME for a bundled one")
     disk_specs = diskmod.parse(req.disks)
-    publish = [forward.parse_publish(v) for v in req.publish]
+    held = busy_ports(state)
+    named = {int(v.partition(":")[0]) for v in req.publish if v.partition(":")[0].isdigit()}
+    publish = [forward.parse_publish(v, avoid=named | set(held)) for v in req.publish]
     ports = [p.host_port for p in publish]
     if len(set(ports)) != len(ports):
         raise BadInput(f"--publish: host port given twice ({', '.join(map(str, ports))}). Fix: one "
                         "--publish per host port")
-    held = busy_ports(state)
     for p in publish:
         if p.host_port in held:
             raise BadInput(f"--publish {p.host_port}:{p.guest_port}: 127.0.0.1:{p.host_port} is already "

@@ -282,7 +282,10 @@ def _orderly_interrupts():
         received.append(signum)
         for pid in playbook_guard.guards_of(os.getpid()):
             try:
-                os.killpg(pid, signal.SIGTERM)  # the guard leads its own group (pexpect's session)
+                # the guard alone: it signals its group once. A group kill from here as well gave
+                # ansible-playbook a second SIGTERM inside its handler, after it had restored the
+                # default action and before it told its workers — they then ran on, orphaned
+                os.kill(pid, signal.SIGTERM)
             except ProcessLookupError:
                 pass
 

@@ -36,7 +36,7 @@ from .errors import MirageEnvError
 CLIENT_SRC = UNIKERNEL_DIR / "tools" / "vchan_client.c"
 REMOTE_DIR = TOOLS_DIR
 DEFAULT_SUBPATH = "data/vchan"
-_PATH = re.compile(r"^/[A-Za-z0-9_./-]{1,39}$")  # libxenvchan's 64-byte key buffer
+_PATH = re.compile(r"^/[A-Za-z0-9_./-]{1,39}\Z")  # libxenvchan's 64-byte key buffer
 MAX_TEXT = 4000
 
 
@@ -53,7 +53,8 @@ def resolve_domid(ssh, domid_or_name: int | str) -> int:
     if isinstance(domid_or_name, int) or str(domid_or_name).isdigit():
         domid = int(domid_or_name)
         if not 0 < domid < 0x7FF0:
-            raise VchanError(f"domain id {domid}: a domU id is 1..32751")
+            raise VchanError(f"domain id {domid}: a domU id is 1..32751 (0 is the dom0). "
+                             "Fix: give the id or name `mirage-env unikernel list` shows")
         return domid
     name = str(domid_or_name)
     if name_problem(name):

@@ -7,7 +7,7 @@ from __future__ import annotations
 import re
 
 MAX_NAME_LEN = 60
-NAME_RE = re.compile(rf"^[A-Za-z0-9][A-Za-z0-9_.-]{{0,{MAX_NAME_LEN - 1}}}$")
+NAME_RE = re.compile(rf"^[A-Za-z0-9][A-Za-z0-9_.-]{{0,{MAX_NAME_LEN - 1}}}\Z")
 NAME_RULE = (f"letters, digits, '.', '_' and '-' only, starting with a letter or digit, "
              f"at most {MAX_NAME_LEN} characters")
 

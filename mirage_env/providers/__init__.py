@@ -36,7 +36,7 @@ def get_provider(settings: "Settings", state: "StateDir", image_cache: Path | No
     name = resolve_provider_name(settings)
     if limit and name != "ssh":
         raise ProviderError(f"--limit {limit!r} selects lab hosts; the {name} provider has one machine. "
-                            "Fix: drop --limit, or use --provider ssh with an inventory")
+                            "Fix: drop --limit, or use the lab: `mirage-env --inventory FILE --limit PATTERN COMMAND`")
     if name == "qemu":
         from .qemu import QemuProvider
 

@@ -28,7 +28,7 @@ from urllib.parse import unquote, urlsplit
 
 MAX_HEAD = 64 * 1024
 MAX_CACHED_FILE = 512 * 1024 * 1024  # larger answers are relayed, never stored
-_SAFE_PATH = re.compile(r"^/[A-Za-z0-9._~+/-]+$")
+_SAFE_PATH = re.compile(r"^/[A-Za-z0-9._~+/-]+\Z")
 _BY_HASH = re.compile(r"/by-hash/SHA256/([0-9a-f]{64})$")
 
 

@@ -44,7 +44,8 @@ class SshProvider(Provider):
         lab = self.lab()
         if len(lab) != 1:
             raise ProviderError(f"this command works on one host and {len(lab)} are selected "
-                                f"({', '.join(h.name for h in lab)}). Fix: add --limit NAME")
+                                f"({', '.join(h.name for h in lab)}). Fix: pick one with the global option, "
+                                "`mirage-env --limit NAME COMMAND`")
         return lab[0]
 
     def ssh_target(self):

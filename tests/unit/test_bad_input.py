@@ -97,7 +97,7 @@ def test_two_lab_hosts_with_one_address_are_refused(tmp_path):
 @pytest.mark.parametrize("setting, expect", [
     ("network: {subnet: 10.0.0.0/8, host_address: 10.0.0.1, dom0_address: 10.0.0.5, "
      "dhcp_start: 10.0.1.0, dhcp_end: 10.0.254.255}", "1000 leases"),
-    ("network: {bridge: eth0}", "network.bridge: 'eth0' is also the uplink NIC"),
+    ("network: {bridge: eth0}", "network.bridge: 'eth0' is also network.uplink_nic"),
     ("probe: {lease_timeout: -5}", "probe.lease_timeout: -5 seconds is outside"),
     ("probe: {memory: 100G}", "probe.memory"),
 ])

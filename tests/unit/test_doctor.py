@@ -2,10 +2,13 @@
 installed here), the host checks (QEMU, KVM, disk, memory) for real on this machine."""
 
 import json
+import re
 import shutil
 import subprocess
 import sys
 from pathlib import Path
+
+import pytest
 
 
 from mirage_env import doctor, vbox
@@ -138,7 +141,19 @@ def test_disk_and_memory_for_real(tmp_path):
     assert free > 0
     assert doctor.check_memory(512).status == ("ok" if free >= 512 + doctor.HOST_RESERVE_MIB else "fail")
     too_much = doctor.check_memory(free + 10**6)
-    assert too_much.status == "fail" and "-s vagrant.memory=" in too_much.fix
+    assert too_much.status == "fail" and "vagrant.memory" in too_much.fix
+
+
+@pytest.mark.parametrize("vm_mib, free", [(1024, 1500), (2048, 3000), (2048, 2500), (4096, 100)])
+def test_the_memory_fix_never_suggests_the_refused_size_or_one_below_the_minimum(vm_mib, free):
+    """1024 MiB refused with 1500 free suggested -s vagrant.memory=1024 before: the refused value."""
+    check = doctor.check_memory(vm_mib, lambda: free, setting="machine.memory")
+    assert check.status == "fail"
+    suggested = re.search(r"machine\.memory=(\d+)M", check.fix)
+    if suggested:
+        assert 1024 <= int(suggested.group(1)) < vm_mib, check.fix
+    else:
+        assert "cannot go below 1024M" in check.fix, check.fix
 
 
 def test_qemu_and_kvm_for_real():

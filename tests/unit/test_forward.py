@@ -4,17 +4,19 @@
 from __future__ import annotations
 
 import os
+import re
 import socket
 import subprocess
 import sys
 import time
 import uuid
+from pathlib import Path
 
 import pytest
 
 from mirage_env import forward
 from mirage_env.forward import PublishError, parse_publish
-from tests.support import require
+from tests.support import require, require_root_and_tools
 
 ECHO = """
 import socket
@@ -99,3 +101,49 @@ def test_bad_publish_values_are_refused(value):
 def test_publish_parses():
     assert parse_publish("8080:80") == forward.Publish(8080, 80)
     assert str(parse_publish("18088:8088")) == "127.0.0.1:18088->8088"
+
+
+AS_NOBODY = """
+import os, sys
+import mirage_env.cli, mirage_env.launch, mirage_env.forward, mirage_env.workflow, mirage_env.providers.qemu
+import mirage_env.disks, mirage_env.kernels, mirage_env.bundled, mirage_env.domus, mirage_env.report
+os.setgroups([]); os.setgid(65534); os.setuid(65534)  # the modules are read; now an ordinary user
+sys.argv = ["mirage-env", *sys.argv[1:]]
+mirage_env.cli.main()
+"""
+
+
+def test_the_privileged_port_fix_names_a_port_no_other_publish_takes(tmp_path):
+    """`-p 80:8080 -p 8080:80` as a user: the fix was `--publish 8080:8080` (8000 + 8080 % 1000),
+    the host port the second --publish already takes. Now: a free port nobody named."""
+    require_root_and_tools()  # to become an ordinary user below
+    tmp_path.chmod(0o777)
+    args = ["--state-dir", str(tmp_path / "state"), "-s", "provider=qemu", "unikernel", "run", "--app", "www",
+            "-p", "80:8080", "-p", "8080:80"]
+    proc = subprocess.run([sys.executable, "-c", AS_NOBODY, *args], capture_output=True, text=True,
+                          cwd=Path(__file__).resolve().parents[2], timeout=60)
+    assert proc.returncode == 2, proc.stdout + proc.stderr
+    found = re.search(r"host port 80 needs root\. Fix: .*--publish (\d+):8080", proc.stderr)
+    assert found, proc.stderr
+    assert int(found.group(1)) not in (80, 8080) and 1024 <= int(found.group(1)) <= 65535, proc.stderr
+    assert not (tmp_path / "state").exists()
+
+
+def test_free_host_port_skips_busy_and_named_ports():
+    """The first candidate (8000 + guest % 1000) is in use here and the next is named by the command."""
+    held = socket.socket()
+    try:
+        for guest in range(1000):
+            try:
+                held.bind(("127.0.0.1", 8000 + guest))
+                break
+            except OSError:
+                continue
+        else:
+            pytest.skip("no free port in 8000-8999 to hold")
+        port = forward.free_host_port(guest, avoid={8000 + guest + 1})
+        assert port not in (8000 + guest, 8000 + guest + 1) and 1024 <= port <= 65535
+        with socket.socket() as probe:
+            probe.bind(("127.0.0.1", port))  # and it is free
+    finally:
+        held.close()

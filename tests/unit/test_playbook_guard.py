@@ -208,3 +208,36 @@ def test_an_interrupt_stops_the_playbook_and_its_tasks_and_says_so(tmp_path, sig
         assert not processes_with(marker), "the task's process outlived the interrupt"
     finally:
         end_leftovers(proc, marker, play)
+
+
+def children_of(pid: int) -> list[int]:
+    found = []
+    for entry in Path("/proc").glob("[0-9]*"):
+        try:
+            if int((entry / "stat").read_text().rsplit(")", 1)[1].split()[1]) == pid:
+                found.append(int(entry.name))
+        except (OSError, ValueError, IndexError):
+            continue
+    return found
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="subreaper and /proc are Linux's")
+def test_workers_do_not_outlive_an_ansible_playbook_that_died_without_telling_them(tmp_path):
+    """The race behind the flaky interrupt test, made certain: ansible-playbook ends (here SIGKILL;
+    under load, a second SIGTERM inside its handler did it) before it passes SIGTERM on to its
+    workers, which sit in sessions of their own. The guard, their subreaper, ends them itself."""
+    from mirage_env.playbook_guard import guards_of
+
+    proc, marker, play = start_sleeping_playbook(tmp_path)
+    try:
+        assert processes_with(marker), "the playbook's task never started"
+        [guard] = guards_of(proc.pid)
+        [playbook_main] = children_of(guard)
+        os.kill(playbook_main, signal.SIGKILL)
+        wait_until_gone(marker, play, 30)
+        assert not processes_with(play), "an Ansible worker outlived its ansible-playbook"
+        assert not processes_with(marker), "the task's process outlived its ansible-playbook"
+        out, _ = proc.communicate(timeout=60)
+        assert "not interrupted" in out, out  # the caller saw a failed run, not a hang
+    finally:
+        end_leftovers(proc, marker, play)

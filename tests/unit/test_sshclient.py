@@ -34,13 +34,17 @@ SCENARIO = textwrap.dedent('''
         def check_auth_publickey(self, username, key): return paramiko.AUTH_SUCCESSFUL
 
     def serve(host_key):
-        """An SSH server on a free loopback port that serves every connection; returns the port."""
+        """An SSH server on a free loopback port that serves every connection; returns the port.
+        start_server is given an event, so it returns at once: without one it blocks polling every
+        0.1 s and checks `active` before the event, so a client that logged in and closed before the
+        poll woke (likely under load) made it raise "Negotiation failed" — which ended this accept
+        loop, and the next connect waited for a banner that never came (the flaky banner timeout)."""
         listener = socket.socket(); listener.bind(("127.0.0.1", 0)); listener.listen(8)
         def accept():
             while True:
                 conn, _ = listener.accept()
                 transport = paramiko.Transport(conn); transport.add_server_key(host_key)
-                transport.start_server(server=Server())
+                transport.start_server(event=threading.Event(), server=Server())
         threading.Thread(target=accept, daemon=True).start()
         return listener.getsockname()[1]
 
