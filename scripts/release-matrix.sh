@@ -51,7 +51,6 @@ for suite in "${suites[@]}"; do
     outcome=$(outcome_of "$log")
     xen=$(xen_of "$log")
     # pytest exits 0 when everything was skipped: a row passes only when tests ran and none failed.
-    # The opt-in tests (MIRAGE_E2E_KILL=1, see README) show up as skipped in the row's outcome.
     if [ "$rc" -eq 0 ] && [[ "$outcome" == *passed* ]]; then
         result="passed ($outcome)"
     else

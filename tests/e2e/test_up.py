@@ -390,9 +390,6 @@ def test_dom0_reboot_brings_back_bridge_dnsmasq_and_autostart(env, measure):
         env.run("unikernel", "stop", name)
 
 
-@pytest.mark.skipif(os.environ.get("MIRAGE_E2E_KILL") != "1",
-                    reason="opt-in (MIRAGE_E2E_KILL=1): a whole extra provisioning run (~15 min under "
-                           "TCG), beyond CI's time budget")
 def test_provisioning_killed_mid_run_converges_on_rerun(env, measure):
     """SIGKILL to the whole `mirage-env provision` process group during a changing task; the
     re-run converges with no manual step and verify passes; a further run changes nothing."""
