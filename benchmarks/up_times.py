@@ -29,11 +29,16 @@ ROOT = Path(__file__).resolve().parents[1]
 NAME = "bench"
 
 
+def child_env(cache: Path) -> dict:
+    path = os.pathsep.join([str(ROOT)] + [p for p in os.environ.get("PYTHONPATH", "").split(os.pathsep) if p])
+    return {**os.environ, "PYTHONPATH": path, "XDG_CACHE_HOME": str(cache)}
+
+
 def cli(base: Path, cache: Path, *args: str) -> tuple[subprocess.CompletedProcess, float]:
     started = time.monotonic()
     proc = subprocess.run([sys.executable, "-m", "mirage_env.cli", "--state-dir", str(base / "state"),
                            "-s", f"name={NAME}", *args], capture_output=True, text=True, cwd=ROOT,
-                          env={**os.environ, "PYTHONPATH": str(ROOT), "XDG_CACHE_HOME": str(cache)})
+                          env=child_env(cache))
     return proc, round(time.monotonic() - started, 1)
 
 
@@ -78,7 +83,7 @@ def main() -> int:
                                 "-s", f"name={NAME}", "unikernel", "run", "--app", "auth", "--name", "bench-auth",
                                 "--publish", f"{port}:8088"], cwd=ROOT, stdout=subprocess.DEVNULL,
                                stderr=subprocess.DEVNULL,
-                               env={**os.environ, "PYTHONPATH": str(ROOT), "XDG_CACHE_HOME": str(cache)})
+                               env=child_env(cache))
         ok = until_200(f"http://127.0.0.1:{port}/login?user=alice&password=wonderland")
         figures["run_app_auth_to_200_s"] = round(time.monotonic() - started, 1) if ok else None
         run.wait(timeout=600)
