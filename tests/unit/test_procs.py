@@ -15,8 +15,11 @@ from mirage_env.paths import project_root
 
 # A command whose child outlives it unless its whole process group is ended: the shell prints the
 # PID of a background sleep and waits; the test interrupts the Python process running it.
+# SIGINT gets Python's own handler back: a shell starts background jobs (a CI runner's `cmd &`) with
+# SIGINT ignored, which the child would inherit, while the test plays a foreground Ctrl-C.
 SCRIPT = """
-import sys
+import signal, sys
+signal.signal(signal.SIGINT, signal.default_int_handler)
 from mirage_env.procs import run_logged
 try:
     run_logged(["sh", "-c", "sleep 300 & echo child $!; wait"], on_line=lambda line: print(line, flush=True))
