@@ -796,16 +796,22 @@ static size_t mk_dhcp(uint8_t *f, uint8_t type, uint32_t xid, uint32_t yiaddr,
 /* When dhcp_to_bound's REQUEST went out: the lease counts from there. */
 static uint64_t dhcp_req_at;
 
+/* A fresh client that has just sent its first DISCOVER (into *s). */
+static void dhcp_fresh_discover(struct seen *s)
+{
+	test_reset();
+	net_init();
+	dhcp_start();
+	CHECK(last_dhcp(s));
+}
+
 /* Drive a fresh client to BOUND with lease seconds; returns the xid. */
 static uint32_t dhcp_to_bound(uint32_t lease, const uint8_t *extra,
 			      size_t extralen)
 {
 	uint8_t f[ETH_FRAME_MAX];
 	struct seen s;
-	test_reset();
-	net_init();
-	dhcp_start();
-	CHECK(last_dhcp(&s));
+	dhcp_fresh_discover(&s);
 	CHECK_EQ(s.type, 1);
 	CHECK(!memcmp(s.dstmac, eth_broadcast, 6));
 	CHECK_EQ(s.ipdst, IP_BROADCAST);
@@ -838,10 +844,7 @@ static void test_dhcp_probe_conflict_declines(void)
 	uint8_t f[ETH_FRAME_MAX];
 	struct seen s;
 	static const uint8_t OTHER_MAC[6] = { 2, 0xee, 0, 0, 0, 7 };
-	test_reset();
-	net_init();
-	dhcp_start();
-	CHECK(last_dhcp(&s));
+	dhcp_fresh_discover(&s);
 	uint32_t xid = s.xid;
 	eth_input(f, mk_dhcp(f, 2, xid, ME, 120, NULL, 0, true));
 	/* an ACK whose server identifier is 0.0.0.0 is refused */
@@ -1189,10 +1192,7 @@ static void test_dhcp_lease_options(void)
 	static const uint8_t zero_lease[] = { 51, 4, 0, 0, 0, 0 };
 	uint8_t f[ETH_FRAME_MAX];
 	struct seen s;
-	test_reset();
-	net_init();
-	dhcp_start();
-	CHECK(last_dhcp(&s));
+	dhcp_fresh_discover(&s);
 	eth_input(f, mk_dhcp(f, 2, s.xid, ME, 100, NULL, 0, true));
 	eth_input(f, mk_dhcp(f, 5, s.xid, ME, 0, zero_lease, sizeof(zero_lease), true));
 	CHECK_EQ(rd16(last_tx()->data + 12), ETH_P_IPV4);	/* no probe */
