@@ -196,7 +196,7 @@ def create(sh, name: str, setup: str, config: str, report, then: str = "") -> tu
     t0 = time.monotonic()
     # one root shell for the whole script: each sudo costs the emulated dom0 a fraction of a second
     script = (f"{setup}rm -f {shlex.quote(console_log(name))}\nstarted=$(date +%s)\n"
-              f"echo @@date; echo $started; echo @@create; s=$(date +%s%N); {xl.create_command(config, name)}; rc=$?\n"
+              f"echo @@date; echo $started; echo @@create; s=$(date +%s%N); {xl.create_command(config)}; rc=$?\n"
               f"echo \"@@rc $rc $(( ($(date +%s%N) - s) / 1000000 ))\"\n"
               f"if [ $rc -eq 0 ]; then echo @@then; {then or 'true'}; fi")
     _, out = sh(f"sudo -n bash -c {shlex.quote(script)}", timeout=600)
@@ -213,7 +213,7 @@ def create(sh, name: str, setup: str, config: str, report, then: str = "") -> tu
             break
         report.step(f"xl create {config}: the vif's hotplug script was too slow, attempt {attempt}")
         retry = (f"started={started}; xl destroy {shlex.quote(name)} 2>/dev/null; "
-                 f"{{ {xl.create_command(config, name)}; }} && {{ echo @@then; {then or 'true'}; }}")
+                 f"{{ {xl.create_command(config)}; }} && {{ echo @@then; {then or 'true'}; }}")
         code, out = sh(f"sudo -n bash -c {shlex.quote(retry)}", timeout=600)
         rc = "0" if code == 0 else str(code)
         create_out, _, then_out = out.partition("@@then")

@@ -193,6 +193,19 @@ Address = Annotated[ipaddress.IPv4Address, BeforeValidator(ipv4_text)]
 Flag = Annotated[bool, BeforeValidator(flag)]
 
 
+def flag_or_auto(value: Any) -> Any:
+    """A flag that may also be left to the provider: auto (or null) → None."""
+    if value is None or (isinstance(value, str) and value.strip().lower() == "auto"):
+        return None
+    try:
+        return flag(value)
+    except ValueError:
+        raise ValueError(f"{shown(value)} is not true, false or auto. Fix: write true, false or auto") from None
+
+
+AutoFlag = Annotated[bool | None, BeforeValidator(flag_or_auto)]
+
+
 def lease_seconds(value: str) -> int | None:
     match = LEASE_RE.fullmatch(value)
     if not match:
@@ -259,6 +272,9 @@ class NetworkSettings(Strict):
     # refuse to start dnsmasq when another DHCP server already answers on the bridged segment;
     # set true only when that server is yours and you accept two servers on one segment
     force_dhcp: Flag = False
+    # the dom0 answers as HOSTNAME.local on the bridge only (avahi). auto: on for the built-in machine
+    # and Vagrant VMs (their host-only network is this project's own), off for lab hosts (a LAN)
+    mdns: AutoFlag = None
     # interface changes roll back by themselves when the host is not reachable again in time
     rollback_timeout: int_within(30, 3600, "use 120 (the default)", "seconds") = 120
 
@@ -560,6 +576,11 @@ class Settings(Strict):
                              "`mirage-env --inventory FILE COMMAND`")
         return self
 
+    @property
+    def mdns_enabled(self) -> bool:
+        """network.mdns, with auto decided by who owns the bridged segment."""
+        return self.network.mdns if self.network.mdns is not None else self.provider != "ssh"
+
     def role_vars(self) -> dict[str, Any]:
         """The roles' variables, role-prefixed, exactly as the roles' defaults name them."""
         net = self.network
@@ -582,6 +603,8 @@ class Settings(Strict):
             # a router only with NAT: otherwise domUs get no route past the dom0
             "dnsmasq_router": str(net.dom0_address) if net.nat else "",
             "dnsmasq_force_dhcp": net.force_dhcp,
+            "avahi_enabled": self.mdns_enabled,
+            "avahi_interfaces": [net.bridge],
             "domu_probe_memory_mb": self.probe.memory,
             "domu_probe_bridge": net.bridge,
             "domu_probe_lease_timeout": self.probe.lease_timeout,

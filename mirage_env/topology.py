@@ -40,6 +40,7 @@ done <<< "$L"
 s leases; [ -r LEASE_FILE ] && while IFS= read -r l; do printf '%s\n' "$l"; done < LEASE_FILE
 s now; printf '%(%s)T\n' -1
 s virt-caps; xl info 2>/dev/null | grep -E '^virt_caps'
+s mdns; systemctl is-active -q avahi-daemon 2>/dev/null && printf '%s.local\n' "$HOSTNAME"
 """.replace("LEASE_FILE", LEASE_FILE)
 
 
@@ -85,6 +86,7 @@ class Topology:
     dom0_now: int | None = None
     guest_types: list[str] | None = None  # what the dom0 can run (xl info virt_caps): pv, pvh, hvm
     virt_caps: str | None = None
+    mdns_name: str | None = None  # HOSTNAME.local, when avahi answers on the bridge
     problems: list[str] = field(default_factory=list)
     collect_s: dict = field(default_factory=dict)
 
@@ -158,6 +160,7 @@ def build(expected: dict, host_addr_json: str | None, dom0_output: str | None,
         from .kernels import guest_types
 
         topo.virt_caps, topo.guest_types = caps, guest_types(caps)
+    topo.mdns_name = sections.get("mdns", "").strip() or None
     xl_list = sections.get("xl-list", "")
     if "Domain-0" in xl_list:
         macs = {int(name.split()[1]): xl.parse_network_list(text) for name, text in sections.items()

@@ -109,6 +109,8 @@ def render_text(info: dict, topo: Topology | None, width: int = 100, color: bool
             note = "" if "pvh" in topo.guest_types else \
                 " (no PVH: Xen lists no hap; see `mirage-env doctor` for nested virtualisation)"
             console.print(Text(f"guest types: {types}{note}  [virt_caps: {topo.virt_caps}]"))
+        if topo.mdns_name:
+            console.print(Text(f"mDNS: the dom0 answers as {topo.mdns_name} on {topo.expected['bridge']}"))
         if topo.leases:
             now = topo.dom0_now
             console.print(Text("dnsmasq leases:", style="bold"))

@@ -26,7 +26,7 @@ class Pending:
     """A domU just created, waiting for its lease."""
     name: str
     mac: str
-    started: int  # dom0 epoch seconds before its `xl create`
+    started: float  # dom0 epoch seconds (sub-second) before its `xl create`
     t0: float  # monotonic, before its `xl create`
     create_s: float | None
 
@@ -39,31 +39,35 @@ def wait_for_leases(sh: Callable[..., tuple[int, str]], pending: list[Pending], 
     done: dict[str, Booted] = {}
     _, conf = sh(f"sudo cat {DNSMASQ_CONF} 2>/dev/null")
     dhcp = dnsmasq.parse_dhcp_range(conf)
-    since = min((p.started for p in pending), default=0)
+    since = int(min((p.started for p in pending), default=0))
     # from when the last `xl create` returned: creating many on a slow dom0 takes minutes
     deadline = time.monotonic() + timeout
     consoles: dict[str, str] = {}
     while len(done) < len(pending) and time.monotonic() < deadline:
         waiting = [p for p in pending if p.name not in done]
         script = f"cat {lease_file} 2>/dev/null; echo ---journal; " \
-                 f"sudo journalctl -u dnsmasq --since @{since} -o cat --no-pager 2>/dev/null " \
-                 "| grep 'no address available'"
+                 f"sudo journalctl -u dnsmasq --since @{since} -o short-unix --no-pager 2>/dev/null " \
+                 "| grep -E 'no address available|DHCPACK'"
         for p in waiting:
             script += f"; echo ---console; sudo cat {console_log(p.name)} 2>/dev/null"
         _, out = sh(script)
         lease_part, _, rest = out.partition("---journal")
         journal_part, *console_parts = rest.split("---console")
         refused = dnsmasq.refused_macs(journal_part)
+        acks = dnsmasq.ack_times(journal_part)
         leased = dnsmasq.leased_in_range(lease_part, dhcp) if dhcp is not None else 0
         full = dhcp is not None and leased >= dhcp.size
         for p, console in zip(waiting, console_parts):
             consoles[p.name] = console
             ip = dnsmasq.fresh_lease(lease_part, p.mac, p.started, lease_s)
             if ip and ip in console:
-                # when dnsmasq granted it (expiry - lease time, dom0 clock), not when this loop saw
+                # when dnsmasq granted it (its DHCPACK in the journal, else the lease's expiry minus
+                # the lease time: whole seconds; both on the dom0's clock), not when this loop saw
                 # it: while many are created one after another, the first are seen late
                 expiry = dnsmasq.lease_expiry(lease_part, p.mac) or 0
-                granted = expiry - lease_s - p.started if expiry else None
+                ack = acks.get(p.mac.lower())
+                granted = (round(ack - p.started, 2) if ack is not None and ack >= p.started else
+                           expiry - lease_s - int(p.started) if expiry else None)
                 seen = round(time.monotonic() - p.t0, 1)
                 done[p.name] = Booted(ip, p.create_s, float(granted) if granted is not None and 0 <= granted <= seen
                                       else seen, console.strip()[-400:], None)

@@ -98,6 +98,24 @@ def refused_macs(journal_text: str) -> set[str]:
     return macs
 
 
+def ack_times(journal_text: str) -> dict[str, float]:
+    """MAC → when dnsmasq first sent it a DHCPACK, from `journalctl -o short-unix` lines
+    (`EPOCH.USEC HOST dnsmasq-dhcp[PID]: DHCPACK(br0) IP MAC [NAME]`): sub-second times on the
+    dom0's clock, where the lease file has whole seconds."""
+    acks: dict[str, float] = {}
+    for line in journal_text.splitlines():
+        words = line.split()
+        at = next((i for i, w in enumerate(words) if w.startswith("DHCPACK(")), None)
+        if at is None or at + 2 >= len(words) or words[at + 2].count(":") != 5:
+            continue
+        try:
+            when = float(words[0])
+        except ValueError:
+            continue
+        acks.setdefault(words[at + 2].lower(), when)
+    return acks
+
+
 def exhausted_message(name: str, dhcp: DhcpRange, leased: int, said_by_dnsmasq: bool) -> str:
     how = "dnsmasq logged 'no address available'" if said_by_dnsmasq else "the lease file is full"
     return (f"no lease for {name}: dnsmasq has no free address in {dhcp.start}–{dhcp.end} "

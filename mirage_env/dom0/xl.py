@@ -83,39 +83,42 @@ def list_domus(sh) -> list[DomU]:
 HOTPLUG_FAILURES = ("unable to add vif devices", "timed out", "hotplug", "libxl__userdata_path")
 
 
-def create_command(config: str, name: str) -> str:
-    """Shell for `xl create CONFIG` that hands the new domain a random seed before it runs: created
-    paused, 32 bytes from the dom0's /dev/urandom written (hex) to data/random-seed in its xenstore
-    home — a node only it and dom0 can read; the bundled kernel mixes it into its CSPRNG and blanks
-    it — then unpaused. A seed that cannot be written is said, and the domain still runs (it also
-    seeds from RDSEED/RDRAND where the CPU has them, and clocks). The exit status is xl's."""
-    q, n = shlex.quote(config), shlex.quote(name)
-    seed = "$(od -An -N32 -tx1 /dev/urandom | tr -d ' \\n')"
-    return (f"xl create -p {q} 2>&1 && {{ domid=$(xl domid {n}) && "
-            f'xenstore-write "/local/domain/$domid/data/random-seed" "{seed}" || '
-            f"echo 'warning: no random seed written to the new domain (xenstore-write failed)'; "
-            f"xl unpause {n}; }}")
+def create_command(config: str) -> str:
+    """Shell for `xl create CONFIG` (the exit status is xl's). The new domain's random seed needs no
+    step here: the first vif's hotplug script, the dom0's vif-mirage (every config names it), writes
+    32 bytes of the dom0's /dev/urandom into data/random-seed of the domain's xenstore home — a node
+    only the domain and dom0 can read — and libxl unpauses a domain only once its hotplug scripts
+    are done, so the kernel finds the seed when it first runs (also when xendomains autostarts it
+    at boot). The bundled kernel mixes it into its CSPRNG and blanks it."""
+    return f"xl create {shlex.quote(config)} 2>&1"
 
 
 def destroy(sh, name: str) -> tuple[int, str]:
     return sh(f"sudo xl destroy {shlex.quote(name)} 2>&1")
 
 
-def create(sh, name: str, config: str, report) -> tuple[int, float, float | None, str | None]:
-    """`xl create` a domU, replacing one of the same name and its console log: (dom0 epoch at
-    start, monotonic start, seconds xl create took, error or None)."""
-    sh(f"sudo xl destroy {shlex.quote(name)} 2>/dev/null; sudo rm -f {shlex.quote(console_log(name))}")
-    _, now = sh("date +%s")
+def create(sh, name: str, config: str, report) -> tuple[float, float, float | None, str | None]:
+    """`xl create` a domU, replacing one of the same name and its console log, in one round trip:
+    (dom0 epoch, sub-second, when xl create started; monotonic start; seconds xl create took, on
+    the dom0's clock; error or None)."""
+    # the dom0's clock around xl create alone: the replaced domain's destroy and the SSH round
+    # trip are not part of it
+    script = (f"xl destroy {shlex.quote(name)} 2>/dev/null; rm -f {shlex.quote(console_log(name))}; "
+              f"date +%s.%N; {create_command(config)}; rc=$?; date +%s.%N; exit $rc")
     report.step(f"xl create {config}")
     t0 = time.monotonic()
-    code, out = sh(f"sudo -n bash -c {shlex.quote(create_command(config, name))}")
+    code, out = sh(f"sudo -n bash -c {shlex.quote(script)}")
     for attempt in (2, 3):
         if code == 0 or not any(sign in out for sign in HOTPLUG_FAILURES):
             break
         # libxl gives the vif's hotplug script a fixed 40 s; a starved dom0 (measured: a loaded
         # TCG host) misses it now and then, and the next try usually makes it
         report.step(f"xl create {config}: the vif's hotplug script was too slow, attempt {attempt}")
-        sh(f"sudo xl destroy {shlex.quote(name)} 2>/dev/null")
-        code, out = sh(f"sudo -n bash -c {shlex.quote(create_command(config, name))}")
-    create_s = round(time.monotonic() - t0, 1)
-    return int(now.strip()), t0, create_s, (None if code == 0 else f"xl create failed: {out.strip()[-300:]}")
+        code, out = sh(f"sudo -n bash -c {shlex.quote(script)}")
+    lines = out.strip().splitlines()
+    try:
+        started, ended = float(lines[0]), float(lines[-1])
+    except (IndexError, ValueError):
+        return time.time(), t0, None, f"xl create failed: no clock reading from the dom0: {out.strip()[-300:]}"
+    error = None if code == 0 else f"xl create failed: {chr(10).join(lines[1:-1]).strip()[-300:]}"
+    return started, t0, round(ended - started, 2), error

@@ -12,12 +12,12 @@ import ipaddress
 import re
 
 from .names import NAME_RULE, name_problem
+from .paths import VIF_SCRIPT
 from ..errors import MirageEnvError
 
 _BRIDGE = re.compile(r"^[A-Za-z0-9_.-]{1,15}\Z")  # Linux IFNAMSIZ - 1
 _CMDWORD = re.compile(r"^[A-Za-z0-9_.=/:-]{1,128}\Z")
 _MAC = re.compile(r"^[0-9a-fA-F]{2}(:[0-9a-fA-F]{2}){5}\Z")
-VIF_SCRIPT = "vif-mirage"  # roles/xen_dom0/files/vif-mirage, in /etc/xen/scripts
 MIN_MEMORY_MB = 4  # the smallest the bundled auth app boots and serves in (measured)
 # libxl adds ACPI tables past a PVH guest's RAM: `memory = 16` failed in the domain builder
 # ("Failed allocation ... 8 extents") on the built-in machine, 32 worked (xen-under-qemu notes)

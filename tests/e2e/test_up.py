@@ -143,6 +143,19 @@ def test_the_host_only_namespace_reaches_the_dom0_bridge(env):
     assert ping.returncode == 0, ping.stdout
 
 
+def test_the_dom0_answers_mdns_on_the_host_only_side(env):
+    """avahi (network.mdns auto: on for the built-in machine): a peer on the host-only network asks
+    for HOSTNAME.local by mDNS and gets the dom0's bridge address; status names it."""
+    status = env.status()
+    name = status["topology"]["mdns_name"]
+    assert name and name.endswith(".local"), status["topology"]
+    asked = subprocess.run(["ip", "netns", "exec", status["host_only_namespace"], sys.executable, "-m",
+                            "tests.e2e.mdns_query", name, "--via", "192.168.56.1"],
+                           capture_output=True, text=True, timeout=60, cwd=Path(__file__).resolve().parents[2])
+    assert asked.returncode == 0 and asked.stdout.split() == ["192.168.56.5"], (asked.stdout, asked.stderr)
+    assert f"the dom0 answers as {name}" in env.run("status").stdout
+
+
 def test_unikernel_run_list_logs_stop(env, measure):
     """The user's own loop: build www on the dom0, boot it, find it, read its console, stop it."""
     proc = env.run("unikernel", "run", "--app", "www", "--name", "e2e-www")
@@ -156,8 +169,8 @@ def test_unikernel_run_list_logs_stop(env, measure):
     assert [d for d in listed if d["name"] == "e2e-www" and d["ip"] == ip and d["memory_mb"] == 4]
     console = env.run("unikernel", "logs", "e2e-www").stdout
     assert ip in console
-    # the toolstack's seed reached the kernel's CSPRNG before it ran (xl create -p, xenstore-write,
-    # unpause), and the kernel blanked it after use
+    # the dom0's seed reached the kernel's CSPRNG before it ran (written by the vif's hotplug script,
+    # which libxl runs before it unpauses the domain), and the kernel blanked it after use
     assert "xenstore 32 bytes" in console, console[-2000:]
     seed = env.run("ssh", "sudo xenstore-read /local/domain/$(sudo xl domid e2e-www)/data/random-seed")
     assert seed.returncode == 0 and seed.stdout.strip() == "", seed
@@ -486,7 +499,6 @@ def test_run_your_own_kernel_with_a_disk_published_and_by_name(env, measure, tmp
     directory disk, --publish: 127.0.0.1 answers from this process, the name answers from the
     host-only side; a second run copies nothing; bad input changes nothing."""
     from mirage_env import bundled
-    from mirage_env.paths import UNIKERNEL_DIR
 
     kernel = tmp_path / "my-site.xen"
     shutil.copy(bundled.build("www", "xen", tmp_path / "build"), kernel)
@@ -496,8 +508,6 @@ def test_run_your_own_kernel_with_a_disk_published_and_by_name(env, measure, tmp
     port = free_local_port()
     url = f"http://127.0.0.1:{port}/"
     name = "e2e-own"
-    # the Xen image reads its disk once the platform has a block front end
-    reads_disks = any("blkfront" in p.read_text() for p in (UNIKERNEL_DIR / "xen").glob("*.c"))
     try:
         proc, result, seconds = run_until_200(env, url, "--kernel", str(kernel), "--name", name,
                                               "--disk", str(site), "--publish", f"{port}:80")
@@ -509,7 +519,7 @@ def test_run_your_own_kernel_with_a_disk_published_and_by_name(env, measure, tmp
         assert env.run("ssh", f"test -f /var/lib/mirage-env/kernels/{result['sha256']}.xen").returncode == 0
         assert result["disks"][0]["vdev"] == "xvdb"
         code, body = get_local(url)
-        assert code == 200 and ("my site, from a disk" in body if reads_disks else "Hello Mirage World!" in body)
+        assert code == 200 and "my site, from a disk" in body, body  # www serves its disk (blkfront + FAT)
         assert "access=ro" in env.run("ssh", f"sudo cat /etc/xen/{name}.cfg").stdout
         assert "51728" in env.run("ssh", f"sudo xl block-list {name}").stdout  # xvdb is attached
         ns = namespace(env)
@@ -552,43 +562,52 @@ def test_a_pvh_kernel_boots(env, measure, tmp_path):
     """PVH on the built-in machine (QEMU's +npt gives Xen hap). The bundled image has a PVH entry:
     auth boots as PVH with its users on a FAT image attached as xvdb (a disk-only user gets 200, a
     wrong password and the compiled-in demo user 401: the users really come from the disk), through
-    --publish on 127.0.0.1. Without a PVH entry: a minimal PVH kernel built here
-    (tests/data/pvh_hello.S) that proves it ran: its console line, then a crash shutdown kept by
-    on_crash = "preserve"."""
+    --publish on 127.0.0.1; a second run of the same kernel copies nothing. Then a PVH-only kernel
+    built here (tests/data/pvh_hello.S) through --kernel: its console line, then a crash shutdown
+    kept by on_crash = "preserve", reported with its console."""
     from mirage_env import bundled, kernels
 
     status = env.status()
     assert "pvh" in status["topology"]["guest_types"], status["topology"].get("virt_caps")
     image = bundled.build("auth", "xen", tmp_path / "build")
+    assert sorted(kernels.inspect(image).types) == ["pv", "pvh"]  # one image, both entries
     name = "e2e-pvh"
+    users = tmp_path / "disk-users" / "users"
+    users.mkdir(parents=True)
+    (users / "diskuser").write_text("on-the-disk\n")
+    port = free_local_port()
+    base = f"http://127.0.0.1:{port}/login"
+    run_args = ("--app", "auth", "--type", "pvh", "--name", name, "--disk", str(users.parent),
+                "--publish", f"{port}:8088")
     try:
-        if kernels.inspect(image).pvh:
-            users = tmp_path / "disk-users" / "users"
-            users.mkdir(parents=True)
-            (users / "diskuser").write_text("on-the-disk\n")
-            port = free_local_port()
-            base = f"http://127.0.0.1:{port}/login"
-            proc, result, seconds = run_until_200(env, f"{base}?user=diskuser&password=on-the-disk",
-                                                  "--app", "auth", "--type", "pvh", "--name", name,
-                                                  "--disk", str(users.parent), "--publish", f"{port}:8088")
-            assert proc.returncode == 0, proc.stderr[-3000:]
-            assert result["type"] == "pvh" and result["disks"][0]["vdev"] == "xvdb", result
-            measure("PVH: run --app auth --type pvh --disk → HTTP 200 on 127.0.0.1 s", seconds)
-            measure("PVH: xl create → lease s", result.get("create_to_lease_s"))
-            code, body = get_local(f"{base}?user=diskuser&password=on-the-disk")
-            assert (code, body) == (200, "hello diskuser!\n")
-            assert get_local(f"{base}?user=diskuser&password=wrong")[0] == 401
-            assert get_local(f"{base}?user=alice&password=wonderland")[0] == 401  # not on the disk
-            console = env.run("unikernel", "logs", name).stdout
-            assert "PVH" in console and "blkfront" in console, console[-2000:]
-            assert "xenstore 32 bytes" in console, console[-2000:]  # the toolstack's seed, read as PVH
-            return
-        data = Path(__file__).resolve().parents[1] / "data"
-        obj, kernel = tmp_path / "pvh_hello.o", tmp_path / "pvh_hello.xen"
-        subprocess.run(["gcc", "-m32", "-c", str(data / "pvh_hello.S"), "-o", str(obj)], check=True)
-        subprocess.run(["ld", "-m", "elf_i386", "-T", str(data / "pvh_hello.lds"), str(obj), "-o", str(kernel)],
-                       check=True)
-        assert kernels.inspect(kernel).types == ["pvh"]
+        proc, result, seconds = run_until_200(env, f"{base}?user=diskuser&password=on-the-disk", *run_args)
+        assert proc.returncode == 0, proc.stderr[-3000:]
+        assert result["type"] == "pvh" and result["disks"][0]["vdev"] == "xvdb", result
+        measure("PVH: run --app auth --type pvh --disk → HTTP 200 on 127.0.0.1 s", seconds)
+        measure("PVH: xl create → lease s", result.get("create_to_lease_s"))
+        code, body = get_local(f"{base}?user=diskuser&password=on-the-disk")
+        assert (code, body) == (200, "hello diskuser!\n")
+        assert get_local(f"{base}?user=diskuser&password=wrong")[0] == 401
+        assert get_local(f"{base}?user=alice&password=wonderland")[0] == 401  # not on the disk
+        console = env.run("unikernel", "logs", name).stdout
+        assert "PVH" in console and "blkfront" in console, console[-2000:]
+        assert "xenstore 32 bytes" in console, console[-2000:]  # the dom0's seed, read as PVH
+        assert env.run("unikernel", "stop", name).returncode == 0
+        proc, result, seconds = run_until_200(env, f"{base}?user=diskuser&password=on-the-disk", *run_args)
+        assert proc.returncode == 0, proc.stderr[-3000:]
+        assert result["copied"] == [] and result["disks"][0]["rebuilt"] is False, result
+        measure("PVH: second run (nothing copied) → HTTP 200 s", seconds)
+    finally:
+        env.run("unikernel", "stop", name)
+
+    data = Path(__file__).resolve().parents[1] / "data"
+    obj, kernel = tmp_path / "pvh_hello.o", tmp_path / "pvh_hello.xen"
+    subprocess.run(["gcc", "-m32", "-c", str(data / "pvh_hello.S"), "-o", str(obj)], check=True)
+    subprocess.run(["ld", "-m", "elf_i386", "-T", str(data / "pvh_hello.lds"), str(obj), "-o", str(kernel)],
+                   check=True)
+    assert kernels.inspect(kernel).types == ["pvh"]
+    name = "e2e-pvh-hello"
+    try:
         t0 = time.monotonic()
         proc = env.run("unikernel", "run", "--kernel", str(kernel), "--name", name)
         measure("PVH: minimal kernel run → its crash reported s", round(time.monotonic() - t0, 1))

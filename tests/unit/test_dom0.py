@@ -49,6 +49,18 @@ def test_dhcp_range_and_what_is_leased_in_it():
     assert "192.168.56.200" not in dhcp and "bogus" not in dhcp
 
 
+def test_ack_times_are_the_first_dhcpack_per_mac_with_sub_second_precision():
+    journal = """1764877101.204518 debian-box dnsmasq-dhcp[612]: DHCPDISCOVER(br0) 00:16:3e:5a:11:02
+1764877101.301422 debian-box dnsmasq-dhcp[612]: DHCPACK(br0) 192.168.56.190 00:16:3e:5a:11:02 mirage-auth
+1764877105.000001 debian-box dnsmasq-dhcp[612]: DHCPACK(br0) 192.168.56.190 00:16:3E:5A:11:02 mirage-auth
+1764877107.5 debian-box dnsmasq-dhcp[612]: DHCPACK(br0) 192.168.56.175 00:16:3e:00:00:aa
+Dec 04 19:40:01 debian-box dnsmasq-dhcp[612]: DHCPACK(br0) 192.168.56.176 00:16:3e:00:00:bb
+1764877108.0 debian-box dnsmasq-dhcp[612]: DHCPACK(br0) 192.168.56.177
+1764877109.0 debian-box dnsmasq-dhcp[612]: DHCPNAK(br0) 192.168.56.178 00:16:3e:00:00:cc wrong address"""
+    assert dnsmasq.ack_times(journal) == {"00:16:3e:5a:11:02": 1764877101.301422, "00:16:3e:00:00:aa": 1764877107.5}
+    assert dnsmasq.ack_times("") == {}
+
+
 def test_refused_macs_come_from_dnsmasqs_log_line():
     line = "DHCPDISCOVER(br0) 00:16:3E:AA:BB:CC no address available"
     assert dnsmasq.refused_macs(line + "\nDHCPOFFER(br0) 192.168.56.151 00:16:3e:00:00:01") == {"00:16:3e:aa:bb:cc"}

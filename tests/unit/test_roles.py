@@ -35,7 +35,7 @@ def test_role_defaults_equal_the_settings_defaults():
     assert set(model) <= set(defaults), set(model) - set(defaults)
 
 
-ALL_ROLES = ("xen_dom0", "xen_bridge", "dnsmasq", "domu_probe", "unikernel", "mirage_toolchain")
+ALL_ROLES = ("xen_dom0", "xen_bridge", "dnsmasq", "domu_probe", "unikernel", "mirage_toolchain", "avahi")
 
 
 def test_every_role_has_meta_with_platforms():

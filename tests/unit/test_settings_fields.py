@@ -45,6 +45,7 @@ BAD: dict[str, list] = {
                            ["1h"], {"a": 1}],
     "network.nat": NOT_BOOL,
     "network.force_dhcp": NOT_BOOL,
+    "network.mdns": [x for x in NOT_BOOL if x != ""] + ["autos", "0.5"],
     "network.rollback_timeout": NOT_COUNT + [-1, 0, 29, 3601],
     "dom0": SECTION,
     "dom0.memory": NOT_SIZE + ["255M", "2T", "1537M"],  # 1537M leaves < 512M of the 2G machine

@@ -198,3 +198,12 @@ def test_a_domu_without_a_connected_netfront_is_not_missing_a_lease():
     assert end > 0
     no_carrier = no_carrier[:end] + '"operstate":"DOWN"' + no_carrier[end + len('"operstate":"UP"'):]
     assert not any("no DHCP lease" in p for p in topology.build(expected(), host, no_carrier).problems)
+
+
+def test_the_mdns_name_is_read_when_avahi_answers_and_drawn():
+    host, dom0 = recording("bookworm-no-domu")
+    without = topology.build(expected(), host, dom0)
+    assert without.mdns_name is None and "mDNS" not in render_text({"running": True}, without)
+    topo = topology.build(expected(), host, dom0 + "\n@@mev:mdns@@\ndebian-box.local\n")
+    assert topo.mdns_name == "debian-box.local"
+    assert "the dom0 answers as debian-box.local on br0" in render_text({"running": True}, topo)
