@@ -603,6 +603,9 @@ class Settings(Strict):
             # a router only with NAT: otherwise domUs get no route past the dom0
             "dnsmasq_router": str(net.dom0_address) if net.nat else "",
             "dnsmasq_force_dhcp": net.force_dhcp,
+            # the ping before a first offer (3 s per new lease) guards statically addressed hosts
+            # on a lab's segment; the host-only segment of a VM holds only the domUs
+            "dnsmasq_ping_check": self.provider == "ssh",
             "avahi_enabled": self.mdns_enabled,
             "avahi_interfaces": [net.bridge],
             "domu_probe_memory_mb": self.probe.memory,
