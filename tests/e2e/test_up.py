@@ -108,7 +108,7 @@ def test_up_from_a_fresh_image(env, measure):
     names = {c["name"] for c in report["checks"]}
     assert "unikernel: auth answers 200 for a valid login" in names
     for key in ("provision.xen_dom0_s", "provision.reboot_into_xen_s", "provision.xen_bridge_s",
-                "provision.dnsmasq_s", "provision.domu_probe_s", "provision.unikernel_s", "probe.xl_create_s",
+                "provision.dnsmasq_s", "provision.avahi_s", "provision.domu_probe_s", "provision.unikernel_s", "probe.xl_create_s",
                 "probe.create_to_lease_s", "probe.destroy_s", "unikernel.xl_create_s",
                 "unikernel.create_to_lease_s", "unikernel_vs_linux_lease_ratio", "provision.strategy"):
         measure(key, m.get(key))
@@ -513,6 +513,7 @@ def test_run_your_own_kernel_with_a_disk_published_and_by_name(env, measure, tmp
                                               "--disk", str(site), "--publish", f"{port}:80")
         assert proc.returncode == 0, proc.stderr[-3000:]
         measure("own kernel: run --kernel (PV) → HTTP 200 on 127.0.0.1 s", seconds)
+        measure("PV: xl create → lease s", result.get("create_to_lease_s"))
         assert result["type"] == "pv" and result["memory_mb"] == 16 and result["ip"].startswith("192.168.56.")
         # on the dom0 by content: copied now, or earlier when `--app www` shipped the same bytes
         assert result["sha256"] == hashlib.sha256(kernel.read_bytes()).hexdigest()
