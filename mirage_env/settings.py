@@ -577,9 +577,15 @@ class Settings(Strict):
         return self
 
     @property
+    def owns_bridged_segment(self) -> bool:
+        """The bridged segment holds nothing but this project's domUs: a VM's host-only network
+        (built-in machine, Vagrant), not a lab host's LAN."""
+        return self.provider != "ssh"
+
+    @property
     def mdns_enabled(self) -> bool:
-        """network.mdns, with auto decided by who owns the bridged segment."""
-        return self.network.mdns if self.network.mdns is not None else self.provider != "ssh"
+        """network.mdns, with auto on only where the bridged segment is the project's own."""
+        return self.network.mdns if self.network.mdns is not None else self.owns_bridged_segment
 
     def role_vars(self) -> dict[str, Any]:
         """The roles' variables, role-prefixed, exactly as the roles' defaults name them."""
@@ -604,8 +610,8 @@ class Settings(Strict):
             "dnsmasq_router": str(net.dom0_address) if net.nat else "",
             "dnsmasq_force_dhcp": net.force_dhcp,
             # the ping before a first offer (3 s per new lease) guards statically addressed hosts
-            # on a lab's segment; the host-only segment of a VM holds only the domUs
-            "dnsmasq_ping_check": self.provider == "ssh",
+            # on a segment that is not only the domUs'
+            "dnsmasq_ping_check": not self.owns_bridged_segment,
             "avahi_enabled": self.mdns_enabled,
             "avahi_interfaces": [net.bridge],
             "domu_probe_memory_mb": self.probe.memory,
