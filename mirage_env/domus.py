@@ -174,7 +174,9 @@ def stop(sh, names: list[str], bridge: str) -> tuple[list[str], list[str]]:
             errors.append(f"could not stop {n!r}: {seen.failures[n]}{cleaned}. "
                           "Fix: check `mirage-env unikernel list`")
         else:
-            done.append(f"{n} stopped" + (f"; {released[n]}" if released.get(n) else ""))
+            done.append(f"{n} stopped" + (f"; {released[n]}" if released.get(n) else "")
+                        + (f" (xl destroy reported, for a domain it did destroy: {seen.warnings[n][-300:]})"
+                           if n in seen.warnings else ""))
     return done, errors
 
 
@@ -194,8 +196,11 @@ for n in {quoted}; do
   i=$((i + 1))
   {{
     echo "@@domu $n"
-    sudo xl network-list "$n" 2>/dev/null | tail -n +2
+    vifs=$(sudo xl network-list "$n" 2>/dev/null) && existed=1 || existed=0
+    echo "$vifs" | tail -n +2
     result=$(sudo xl destroy "$n" 2>&1); rc=$?
+    # a device's hotplug script can fail the destroy of a domain that is gone all the same
+    [ $rc -ne 0 ] && [ $existed = 1 ] && ! sudo xl domid "$n" >/dev/null 2>&1 && rc=gone
     sudo rm -f "{AUTO_DIR}/$n.cfg" 2>/dev/null
     echo "@@destroyed $rc $(echo "$result" | tr '\\n' ' ')"
   }} > "$out/$(printf %05d $i)" &
@@ -212,12 +217,13 @@ true"""
 class StopOutput:
     macs: dict[str, list[str]]      # name → its running vifs' MACs (empty: it was not running)
     failures: dict[str, str]        # name → xl destroy's message, where it failed
+    warnings: dict[str, str]        # name → xl destroy's message, where it failed but the domain is gone
     leases: list[dnsmasq.Lease]
     has_release: bool
 
 
 def parse_stop_output(out: str) -> StopOutput:
-    result = StopOutput({}, {}, [], False)
+    result = StopOutput({}, {}, {}, [], False)
     section, name, leases = "", "", []
     for line in out.splitlines():
         if line.startswith("@@domu "):
@@ -225,7 +231,9 @@ def parse_stop_output(out: str) -> StopOutput:
             result.macs[name] = []
         elif line.startswith("@@destroyed "):
             _, rc, *message = line.split(" ", 2)
-            if rc != "0":
+            if rc == "gone":
+                result.warnings[name] = " ".join(message).strip()
+            elif rc != "0":
                 result.failures[name] = " ".join(message).strip()
             section = ""
         elif line == "@@leases":

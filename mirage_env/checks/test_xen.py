@@ -38,3 +38,10 @@ def test_autoballoon_matches(host, expected):
 def test_guest_consoles_are_logged(host):
     assert host.file("/etc/default/xen").contains('^XENCONSOLED_ARGS=".*--log=guest')
     assert host.process.filter(comm="xenconsoled")
+
+
+def test_the_lean_hotplug_scripts_are_installed(host):
+    # every domU config mirage-env writes names them (script=vif-mirage, script=block-mirage)
+    for script in ("vif-mirage", "block-mirage"):
+        installed = host.file(f"/etc/xen/scripts/{script}")
+        assert installed.is_file and installed.user == "root" and installed.mode & 0o111 == 0o111, script

@@ -7,6 +7,7 @@ UNIKERNEL_OUT = "/var/lib/mirage-env/unikernel"  # the built images
 TOOLS_DIR = "/var/lib/mirage-env/tools"  # helpers copied over by the controller (e.g. the vchan client)
 XL_DIR = "/etc/xen"
 VIF_SCRIPT = "vif-mirage"  # the domUs' vif hotplug script (`script=`), installed by the xen_dom0 role
+BLOCK_SCRIPT = "block-mirage"  # their disks' block hotplug script (`script=`), installed by the same role
 AUTO_DIR = "/etc/xen/auto"  # xendomains boots the configs linked here with the dom0
 CONSOLE_DIR = "/var/log/xen/console"  # xenconsoled --log=guest
 LEASE_FILE = "/var/lib/misc/dnsmasq.leases"

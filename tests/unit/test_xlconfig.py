@@ -111,8 +111,8 @@ def test_a_users_pvh_kernel_with_disks_and_its_own_command_line():
     assert cfg["type"] == '"pvh"'
     assert cfg["on_crash"] == '"preserve"'
     assert cfg["extra"] == '"--ipv4-only=true -l *:debug"'
-    assert cfg["disk"] == ('[ "format=raw, vdev=xvdb, access=ro, target=/var/lib/mirage-env/disks/a.img", '
-                           '"format=raw, vdev=xvdc, access=rw, target=/var/lib/mirage-env/disks/b.img" ]')
+    assert cfg["disk"] == ('[ "format=raw, vdev=xvdb, access=ro, script=block-mirage, target=/var/lib/mirage-env/disks/a.img", '
+                           '"format=raw, vdev=xvdc, access=rw, script=block-mirage, target=/var/lib/mirage-env/disks/b.img" ]')
     assert "bridge=br0" in cfg["vif"] and "mac=00:16:3e:01:02:03" in cfg["vif"]
 
 
