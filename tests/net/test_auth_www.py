@@ -331,7 +331,14 @@ def test_bogus_dhcp_offers_are_ignored(module_lab, rawif):
 
 def test_still_serving_then_clean_exit_and_no_password_logged(auth, www):
     assert curl(auth, f"/?{GOOD}")[:2] == (200, "hello mirage!\n")
-    assert "Hello Mirage World!" in curl(www, "/", port=80)[1]
+    code, body, err = curl(www, "/", port=80)
+    if code == 0 and www.alive():
+        # Seen once in CI (stop 20's pre-check), not reproduced in 200 s of load and renewals: curl
+        # got no answer from an idle www at all. One more try, with the evidence on the output.
+        print(f"www: no answer ({err.strip()}); trying again\n{www.describe()}")
+        time.sleep(1)
+        code, body, err = curl(www, "/", port=80)
+    assert "Hello Mirage World!" in body, (code, err, www.describe())
     assert auth.stop(signal.SIGTERM) == 0
     assert www.stop(signal.SIGINT) == 0
     auth.assert_no_sanitizer_report()
