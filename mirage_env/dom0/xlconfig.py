@@ -133,7 +133,7 @@ def render_xl_config(
         if not re.fullmatch(r"xvd[b-z]", vdev or ""):
             raise XlConfigError(f"disk vdev {vdev!r}: xvdb..xvdz (xvda is left for a root disk)")
         # block-mirage: the xen_dom0 role's lean block hotplug script (binds the file to a loop
-        # device; the stock `block` costs ~3 s a disk and can fail a destroy). target= last: xl
+        # device; the stock `block` costs ~2 s a disk and can fail a destroy). target= last: xl
         # reads the rest of the spec as the path
         disk_specs.append(f"format=raw, vdev={vdev}, access={'rw' if writable else 'ro'}, "
                           f"script={BLOCK_SCRIPT}, target={path}")
